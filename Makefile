@@ -1,0 +1,172 @@
+# Socket Server Models - one non-recursive Makefile for everything.
+#
+#   make                 debug build (-O0 -g3): 02-select/server, tests/echo-client ...
+#   make release         -O2 build under build/release/
+#   make test            unit tests + every model through the scenario catalogue
+#   make test MODEL=02-select     one model only
+#   make sanitize        the whole test run under ASan+UBSan (build/asan/)
+#   make tsan            the threaded models under ThreadSanitizer (build/tsan/)
+#   make valgrind        each server under memcheck, leak-checked after SIGTERM
+#   make gdb M=02        a model under gdb with its walkthrough.gdb
+#   make compare         every model under the same workloads (release build)
+#   make deps            install missing Debian packages (run by the targets above)
+#
+# Debug binaries sit beside their source so that a student types `gdb ./server`;
+# objects and the other variants live under build/<variant>/.
+
+SHELL := /bin/bash
+CC ?= cc
+
+# ---------------------------------------------------------------- packages
+# SPEC section 8: a fresh Debian/Ubuntu machine needs nothing but `make test`.
+DEPS_BUILD   := gcc make pkg-config check liburing-dev
+DEPS_TEST    := socat valgrind gdb
+DEPS_COMPARE := gnuplot-nox strace libuv1-dev libev-dev
+
+# $(call ensure_packages,list): install what dpkg does not have (as root),
+# or print the exact sudo line and fail.
+define ensure_packages
+@missing=""; \
+if command -v dpkg-query >/dev/null 2>&1; then \
+  for p in $(1); do \
+    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' \
+      || missing="$$missing $$p"; \
+  done; \
+else \
+  echo "make: not a Debian system; make sure these are installed: $(1)" >&2; \
+fi; \
+if [ -n "$$missing" ]; then \
+  if [ "$$(id -u)" = 0 ]; then \
+    echo "make: installing:$$missing"; \
+    export DEBIAN_FRONTEND=noninteractive; \
+    apt-get update -qq >/dev/null && apt-get install -y -qq $$missing >/dev/null \
+      || { echo "make: apt-get install$$missing failed" >&2; exit 1; }; \
+  else \
+    echo "make: missing packages; run: sudo apt-get install$$missing" >&2; \
+    exit 1; \
+  fi; \
+fi
+endef
+
+.PHONY: deps deps-test deps-compare
+deps:
+	$(call ensure_packages,$(DEPS_BUILD))
+deps-test: deps
+	$(call ensure_packages,$(DEPS_TEST))
+deps-compare: deps
+	$(call ensure_packages,$(DEPS_COMPARE))
+
+# ---------------------------------------------------------------- flags
+# Recursive (=) so pkg-config runs when a recipe needs it, after `deps`.
+CHECK_CFLAGS  = $(shell pkg-config --cflags check)
+CHECK_LIBS    = $(shell pkg-config --libs check)
+URING_CFLAGS  = $(shell pkg-config --cflags liburing)
+URING_LIBS    = $(shell pkg-config --libs liburing)
+
+WARN    := -Wall -Wextra -Wshadow -Werror
+BASE    := -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) -Icommon
+debug_CFLAGS   := -O0 -g3 -fno-omit-frame-pointer
+release_CFLAGS := -O2 -g -D_FORTIFY_SOURCE=2
+asan_CFLAGS    := -O1 -g3 -fno-omit-frame-pointer -fsanitize=address,undefined \
+                  -fno-sanitize-recover=all
+tsan_CFLAGS    := -O1 -g3 -fno-omit-frame-pointer -fsanitize=thread
+VARIANTS := debug release asan tsan
+
+# Per-model extras: the library a model is built on.
+06-aio-overlapped_LIBS    = -lrt
+07-completion-port_CFLAGS = $(URING_CFLAGS)
+07-completion-port_LIBS   = $(URING_LIBS)
+
+# ---------------------------------------------------------------- sources
+MODELS     := $(sort $(patsubst %/server.c,%,$(wildcard [0-9][0-9]-*/server.c)))
+COMMON_SRC := $(wildcard common/*.c)
+# The test client's internals, shared by tests/echo-client and tests/check.
+CLIENT_SRC := $(filter-out tests/echo-client.c tests/check%.c tests/tool-%.c, \
+                $(wildcard tests/*.c))
+CHECK_SRC  := $(wildcard tests/check*.c)
+TOOLS      := $(patsubst %.c,%,$(wildcard tests/tool-*.c))
+
+# $(call bindir,variant): where a variant's binaries go ("" for debug).
+bindir = $(if $(filter debug,$(1)),,build/$(1)/)
+objs   = $(patsubst %.c,build/$(1)/obj/%.o,$(2))
+
+# One set of rules per variant.
+define variant_rules
+build/$(1)/obj/%.o: %.c | deps
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE) $$($(1)_CFLAGS) $$($$(patsubst %/,%,$$(dir $$<))_CFLAGS) \
+	    $$(if $$(filter tests/check%,$$<),$$(CHECK_CFLAGS)) -MMD -MP -c $$< -o $$@
+
+$(1)_SERVERS := $$(foreach m,$$(MODELS),$$(call bindir,$(1))$$(m)/server)
+$(1)_CLIENT  := $$(call bindir,$(1))tests/echo-client
+$(1)_CHECK   := $$(call bindir,$(1))tests/check
+$(1)_TOOLS   := $$(foreach t,$$(TOOLS),$$(call bindir,$(1))$$(t))
+
+$$(call bindir,$(1))tests/echo-client: $$(call objs,$(1),tests/echo-client.c $$(CLIENT_SRC) $$(COMMON_SRC))
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE) $$($(1)_CFLAGS) $$^ -o $$@ -lm
+
+$$(call bindir,$(1))tests/check: $$(call objs,$(1),$$(CHECK_SRC) $$(CLIENT_SRC) $$(COMMON_SRC))
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE) $$($(1)_CFLAGS) $$^ -o $$@ $$(CHECK_LIBS) -lm
+
+$$(call bindir,$(1))tests/tool-%: build/$(1)/obj/tests/tool-%.o $$(call objs,$(1),$$(COMMON_SRC))
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE) $$($(1)_CFLAGS) $$^ -o $$@
+
+.PHONY: build-$(1)
+build-$(1): $$($(1)_SERVERS) $$($(1)_CLIENT) $$($(1)_CHECK) $$($(1)_TOOLS)
+endef
+$(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
+
+# A model's server: every .c in its directory (07 adds cport.c) + common/.
+define server_rules
+$(call bindir,$(2))$(1)/server: $(call objs,$(2),$(wildcard $(1)/*.c) $(COMMON_SRC))
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE) $$($(2)_CFLAGS) $$^ -o $$@ $$($(1)_LIBS)
+endef
+$(foreach v,$(VARIANTS),$(foreach m,$(MODELS),$(eval $(call server_rules,$(m),$(v)))))
+
+# ---------------------------------------------------------------- targets
+.DEFAULT_GOAL := all
+.PHONY: all release asan tsan-build test sanitize tsan valgrind gdb compare clean
+
+all: build-debug
+release: build-release
+asan: build-asan
+tsan-build: build-tsan
+
+# The runner: tests/check [MODEL]. It prints the model x scenario matrix and
+# a last line "N passed, N failed".
+test: deps-test build-debug
+	tests/check $(MODEL)
+
+sanitize: deps-test build-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    build/asan/tests/check $(MODEL)
+
+# TSan: the threaded models (01 threads, 06, 07). The runner runs only the
+# variants that are threaded when given --threaded.
+tsan: deps-test build-tsan
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	    build/tsan/tests/check --threaded $(MODEL)
+
+valgrind: deps-test build-debug
+	RUNNER_WRAP="valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 --quiet" \
+	    tests/check --valgrind $(MODEL)
+
+# make gdb M=02 [ARGS="--mode threads"]
+gdb: deps-test build-debug
+	@dir=$$(ls -d $(M)*/ 2>/dev/null | head -n1); \
+	[ -n "$$dir" ] || { echo "make gdb: no model matches M=$(M)" >&2; exit 2; }; \
+	cd $$dir && exec gdb -q -x walkthrough.gdb --args ./server $(ARGS)
+
+compare: deps-compare build-release
+	tests/compare.sh
+
+clean:
+	rm -rf build compare tests/echo-client tests/check $(TOOLS) \
+	    $(foreach m,$(MODELS),$(m)/server)
+
+-include $(shell find build -name '*.d' 2>/dev/null)

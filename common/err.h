@@ -1,0 +1,30 @@
+/* err.h - error reporting, one function per error convention (as in TLPI).
+ *
+ * Messages read "[tag] what: ENAME: description", e.g.
+ *     [epoll] epoll_ctl(ADD, fd=7): EBADF: Bad file descriptor
+ *
+ *   die(fmt, ...)            errno-style failure; exits 1.
+ *   die_code(err, fmt, ...)  a call that returns its error code (pthread_*,
+ *                            aio_error, liburing's -errno); exits 1.
+ *   warn_errno(fmt, ...)     like die() but carries on (one client failed).
+ *   warn_code(err, fmt, ...) like die_code() but carries on.
+ *   warn(fmt, ...)           a plain warning, no errno.
+ *
+ * die() is a real function, so "break die" in gdb stops on every fatal path.
+ */
+#ifndef COMMON_ERR_H
+#define COMMON_ERR_H
+
+void die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+void die_code(int err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
+void warn_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void warn_code(int err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* "EAGAIN: Resource temporarily unavailable" into out; returns out. */
+const char *err_describe(int err, char *out, unsigned long len);
+
+#endif

@@ -1,0 +1,197 @@
+/* net.c - TCP sockets for servers and the test client (see net.h). */
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "addr.h"
+
+bool net_is_numeric_host(const char *text)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, text, addr) == 1 ||
+           inet_pton(AF_INET6, text, addr) == 1;
+}
+
+/* getaddrinfo for a numeric host: one address, no resolver. */
+static struct addrinfo *resolve(const char *host, int port, bool passive)
+{
+    struct addrinfo hints, *res = NULL;
+    char service[16];
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    snprintf(service, sizeof(service), "%d", port);
+    int rc = getaddrinfo(host, service, &hints, &res);
+    if (rc != 0) {
+        errno = (rc == EAI_SYSTEM) ? errno : (rc == EAI_MEMORY ? ENOMEM : EINVAL);
+        return NULL;
+    }
+    return res;
+}
+
+int net_listen(const char *host, int port, int flags)
+{
+    struct addrinfo *ai = resolve(host, port, true);
+    int one = 1, fd, saved;
+
+    if (ai == NULL)
+        return -1;
+    fd = socket(ai->ai_family, ai->ai_socktype | flags, ai->ai_protocol);
+    if (fd == -1)
+        goto fail_free;
+    /* SO_REUSEADDR: restart the server at once, even while connections of
+     * the previous run sit in TIME_WAIT (Winsock's SO_REUSEADDR differs: it
+     * lets two live sockets share a port, which Linux refuses). */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
+        goto fail_close;
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1)
+        goto fail_close;
+    if (listen(fd, NET_BACKLOG) == -1)
+        goto fail_close;
+    freeaddrinfo(ai);
+    return fd;
+
+fail_close:
+    saved = errno;
+    close(fd);
+    errno = saved;
+fail_free:
+    saved = errno;
+    freeaddrinfo(ai);
+    errno = saved;
+    return -1;
+}
+
+int net_announce(int listen_fd)
+{
+    char where[ADDR_TEXT_MAX];
+
+    if (addr_local(listen_fd, where, sizeof(where)) == -1)
+        return -1;
+    /* The one line on stdout; tests read the port from it, so flush now. */
+    if (printf("listening on %s\n", where) < 0 || fflush(stdout) == EOF)
+        return -1;
+    return 0;
+}
+
+int net_accept(int listen_fd, int flags, char *peer, size_t peer_len)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd = accept4(listen_fd, (struct sockaddr *)&ss, &len, flags);
+
+    if (fd == -1)
+        return -1;
+    if (peer != NULL && addr_format((struct sockaddr *)&ss, len, peer,
+                                    peer_len) == -1)
+        snprintf(peer, peer_len, "?");
+    return fd;
+}
+
+bool net_accept_exhausted(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+bool net_accept_transient(int err)
+{
+    /* accept(2): "Linux accept() passes already-pending network errors on
+     * the new socket as an error code from accept()" - retry on these. */
+    switch (err) {
+    case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT:
+    case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP:
+    case ENETUNREACH: case EPERM:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* connect() interrupted by a signal goes on in the background (connect(2));
+ * wait for it to finish and fetch its outcome from SO_ERROR. */
+static int wait_connected(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    while (poll(&pfd, 1, -1) == -1)
+        if (errno != EINTR)
+            return -1;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+        return -1;
+    if (err != 0) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+int net_connect(const char *host, int port, int flags)
+{
+    struct addrinfo *ai = resolve(host, port, false);
+    int fd, saved;
+
+    if (ai == NULL)
+        return -1;
+    fd = socket(ai->ai_family, ai->ai_socktype | (flags & SOCK_CLOEXEC),
+                ai->ai_protocol);
+    if (fd == -1)
+        goto fail_free;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1 &&
+        (errno != EINTR || wait_connected(fd) == -1))
+        goto fail_close;
+    if ((flags & SOCK_NONBLOCK) && net_set_nonblock(fd, true) == -1)
+        goto fail_close;
+    freeaddrinfo(ai);
+    return fd;
+
+fail_close:
+    saved = errno;
+    close(fd);
+    errno = saved;
+fail_free:
+    saved = errno;
+    freeaddrinfo(ai);
+    errno = saved;
+    return -1;
+}
+
+int net_set_nonblock(int fd, bool on)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl == -1)
+        return -1;
+    fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+    return fcntl(fd, F_SETFL, fl);
+}
+
+int net_set_nodelay(int fd, bool on)
+{
+    int value = on;
+
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, sizeof(value));
+}
+
+int net_set_timeouts(int fd, int millis)
+{
+    struct timeval tv = {.tv_sec = millis / 1000,
+                         .tv_usec = (millis % 1000) * 1000};
+
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1)
+        return -1;
+    return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}

@@ -1,0 +1,49 @@
+/* net.h - TCP sockets for servers and for the test client.
+ *
+ * Library style: each function returns -1 with errno set and never exits.
+ * Hosts are numeric addresses (127.0.0.1, ::1, ::, 0.0.0.0): no DNS, so a
+ * teaching run never waits on a resolver. A host that is not one gives
+ * EINVAL (the option parser rejects it before that).
+ */
+#ifndef COMMON_NET_H
+#define COMMON_NET_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#define NET_BACKLOG SOMAXCONN
+
+/* socket + SO_REUSEADDR + bind + listen on host:port (IPv4 or IPv6). flags: SOCK_NONBLOCK and/or SOCK_CLOEXEC.
+ * Returns the listening fd. */
+int net_listen(const char *host, int port, int flags);
+
+/* Prints the contract line "listening on 127.0.0.1:9002" (IPv6:
+ * "listening on [::1]:9002") on stdout and flushes it: tests wait for it. */
+int net_announce(int listen_fd);
+
+/* accept4 with flags (SOCK_NONBLOCK/SOCK_CLOEXEC); peer (may be NULL)
+ * receives the formatted peer address. EINTR is returned to the caller,
+ * who decides whether a signal means "stop". */
+int net_accept(int listen_fd, int flags, char *peer, size_t peer_len);
+
+/* Is this accept() errno "out of descriptors or memory"? Then the server
+ * must stop accepting until a slot frees (no busy loop, SPEC section 3). */
+bool net_accept_exhausted(int err);
+
+/* Is this accept() errno about one aborted connection only (ECONNABORTED,
+ * EPROTO, network errors per accept(2))? Then just try the next one. */
+bool net_accept_transient(int err);
+
+/* Connect to host:port (blocking connect, then flags applied: O_NONBLOCK if
+ * SOCK_NONBLOCK is given). For the test client. */
+int net_connect(const char *host, int port, int flags);
+
+int net_set_nonblock(int fd, bool on);
+int net_set_nodelay(int fd, bool on);
+/* SO_RCVTIMEO and SO_SNDTIMEO, in milliseconds (0 = wait forever). */
+int net_set_timeouts(int fd, int millis);
+
+/* Is text a numeric IPv4 or IPv6 address? */
+bool net_is_numeric_host(const char *text);
+
+#endif

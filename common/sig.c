@@ -1,0 +1,69 @@
+/* sig.c - shutdown-signal plumbing (see sig.h). */
+#include "sig.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The only mutable globals in common/: what a signal handler needs. */
+static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t wake_fd = -1;
+
+static void on_stop_signal(int signo)
+{
+    (void)signo;
+    int saved_errno = errno;  /* write() below must not disturb errno */
+    stop_flag = 1;
+    if (wake_fd != -1) {
+        uint64_t one = 1;  /* an eventfd wants 8 bytes; a pipe takes them */
+        ssize_t ignored = write(wake_fd, &one, sizeof(one));
+        (void)ignored;  /* full pipe or counter: a wake-up is pending anyway */
+    }
+    errno = saved_errno;
+}
+
+int sig_ignore_pipe(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(SIGPIPE, &sa, NULL);
+}
+
+int sig_catch_stop(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  /* no SA_RESTART: blocking calls return EINTR */
+    if (sigaction(SIGINT, &sa, NULL) == -1)
+        return -1;
+    return sigaction(SIGTERM, &sa, NULL);
+}
+
+void sig_set_wake_fd(int fd) { wake_fd = fd; }
+
+bool sig_stop_requested(void) { return stop_flag != 0; }
+
+void sig_request_stop(void) { stop_flag = 1; }
+
+void sig_stop_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+}
+
+int sig_block_stop(sigset_t *old)
+{
+    sigset_t set;
+
+    sig_stop_set(&set);
+    return pthread_sigmask(SIG_BLOCK, &set, old);
+}

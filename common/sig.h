@@ -1,0 +1,46 @@
+/* sig.h - shutdown-signal plumbing (SIGINT/SIGTERM) and SIGPIPE.
+ *
+ * Win32: SetConsoleCtrlHandler in the notes; here sigaction(2).
+ *
+ * A model picks the delivery that fits its loop:
+ *   - a handler that only sets a flag, installed without SA_RESTART so that
+ *     blocking calls return EINTR (sig_catch_stop + sig_stop_requested);
+ *   - optionally also a write to a wake-up fd (pipe or eventfd) that the
+ *     handler pokes, for loops that wait on descriptors (sig_set_wake_fd);
+ *   - or the signals blocked and read as data: signalfd, sigwaitinfo
+ *     (sig_stop_set + sig_block_stop).
+ */
+#ifndef COMMON_SIG_H
+#define COMMON_SIG_H
+
+#include <signal.h>
+#include <stdbool.h>
+
+/* SIG_IGN for SIGPIPE: a send to a reset peer returns EPIPE instead of
+ * killing the process (send with MSG_NOSIGNAL does the same per call). */
+int sig_ignore_pipe(void);
+
+/* Installs the flag-setting handler for SIGINT and SIGTERM, without
+ * SA_RESTART. Returns 0 or -1 with errno. */
+int sig_catch_stop(void);
+
+/* Also write 8 bytes (an eventfd count of 1) to fd from the handler;
+ * -1 turns it off. Set before sig_catch_stop(). */
+void sig_set_wake_fd(int fd);
+
+/* Has SIGINT or SIGTERM arrived? (async-signal-safe read of the flag) */
+bool sig_stop_requested(void);
+
+/* Marks a stop as requested, as if the signal had come (loops that read
+ * signals as data, e.g. signalfd, record it here). */
+void sig_request_stop(void);
+
+/* Fills set with SIGINT and SIGTERM. */
+void sig_stop_set(sigset_t *set);
+
+/* Blocks SIGINT and SIGTERM in the calling thread (threads created later
+ * inherit the mask); old (may be NULL) receives the previous mask.
+ * Returns 0 or an error code (pthread_sigmask convention). */
+int sig_block_stop(sigset_t *old);
+
+#endif
