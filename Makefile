@@ -98,8 +98,8 @@ build/$(1)/obj/%.o: %.c | deps
 	    $$(if $$(filter tests/check%,$$<),$$(CHECK_CFLAGS)) -MMD -MP -c $$< -o $$@
 
 $(1)_SERVERS := $$(foreach m,$$(MODELS),$$(call bindir,$(1))$$(m)/server)
-$(1)_CLIENT  := $$(call bindir,$(1))tests/echo-client
-$(1)_CHECK   := $$(call bindir,$(1))tests/check
+$(1)_CLIENT  := $$(if $$(wildcard tests/echo-client.c),$$(call bindir,$(1))tests/echo-client)
+$(1)_CHECK   := $$(if $$(CHECK_SRC),$$(call bindir,$(1))tests/check)
 $(1)_TOOLS   := $$(foreach t,$$(TOOLS),$$(call bindir,$(1))$$(t))
 
 $$(call bindir,$(1))tests/echo-client: $$(call objs,$(1),tests/echo-client.c $$(CLIENT_SRC) $$(COMMON_SRC))
