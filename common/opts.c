@@ -214,7 +214,10 @@ void opts_usage(const struct model_info *m, FILE *f)
                  o->short_name ? '-' : ' ', o->short_name ? o->short_name : ' ',
                  o->short_name ? "," : " ", o->name,
                  o->arg_name ? o->arg_name : "");
-        fprintf(f, "  %-22s %s\n", left, o->help);
+        if (strlen(left) > 22)  /* a long left column: help on its own line */
+            fprintf(f, "  %s\n  %-22s %s\n", left, "", o->help);
+        else
+            fprintf(f, "  %-22s %s\n", left, o->help);
     }
     fprintf(f, "\nstdout gets one line, \"listening on ADDR:PORT\"; the rest "
                "goes to stderr.\nSIGINT/SIGTERM: graceful shutdown with a "

@@ -5,11 +5,13 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* The only mutable globals in common/: what a signal handler needs. */
 static volatile sig_atomic_t stop_flag;
 static volatile sig_atomic_t wake_fd = -1;
+static volatile sig_atomic_t shutdown_fds[SIG_SHUTDOWN_SLOTS] = {-1, -1};
 
 static void on_stop_signal(int signo)
 {
@@ -21,6 +23,9 @@ static void on_stop_signal(int signo)
         ssize_t ignored = write(wake_fd, &one, sizeof(one));
         (void)ignored;  /* full pipe or counter: a wake-up is pending anyway */
     }
+    for (int i = 0; i < SIG_SHUTDOWN_SLOTS; i++)
+        if (shutdown_fds[i] != -1)
+            shutdown(shutdown_fds[i], SHUT_RDWR);  /* wakes accept()/recv() */
     errno = saved_errno;
 }
 
@@ -48,6 +53,12 @@ int sig_catch_stop(void)
 }
 
 void sig_set_wake_fd(int fd) { wake_fd = fd; }
+
+void sig_shutdown_on_stop(int slot, int fd)
+{
+    if (slot >= 0 && slot < SIG_SHUTDOWN_SLOTS)
+        shutdown_fds[slot] = fd;
+}
 
 bool sig_stop_requested(void) { return stop_flag != 0; }
 

@@ -28,6 +28,15 @@ int sig_catch_stop(void);
  * -1 turns it off. Set before sig_catch_stop(). */
 void sig_set_wake_fd(int fd);
 
+/* Also shutdown(fd, SHUT_RDWR) from the handler, for up to
+ * SIG_SHUTDOWN_SLOTS descriptors (slot 0, 1; fd -1 clears a slot). This is
+ * how a blocking server wakes a thread blocked in accept() or recv():
+ * close() would not wake it (close(2)), shutdown() does, and shutdown() is
+ * async-signal-safe. A signal that lands just before the blocking call is
+ * not lost either: the call then fails at once. */
+#define SIG_SHUTDOWN_SLOTS 2
+void sig_shutdown_on_stop(int slot, int fd);
+
 /* Has SIGINT or SIGTERM arrived? (async-signal-safe read of the flag) */
 bool sig_stop_requested(void);
 
