@@ -29,7 +29,7 @@ static int connect_one(const struct target *t, char *why, size_t why_len)
     int fd = client_connect(t->host, t->port, STEP_CONNECT_MS);
 
     if (fd == -1)
-        fail(why, why_len, "connect to %s port %d: %s", t->host, t->port,
+        fail_with(why, why_len, "connect to %s port %d: %s", t->host, t->port,
              errname(errno));
     return fd;
 }
@@ -74,16 +74,16 @@ static enum outcome run_all_byte_values(const struct target *t, char *why,
     if (client_send_all(fd, sent, sizeof(sent), deadline) == -1 ||
         client_recv_exact(fd, got, sizeof(got), deadline, &have) == -1) {
         close(fd);
-        return fail(why, why_len, "%s after %zu of 256 bytes echoed",
+        return fail_with(why, why_len, "%s after %zu of 256 bytes echoed",
                     errname(errno), have);
     }
     close(fd);
     if (have < sizeof(got))
-        return fail(why, why_len, "server closed after %zu of 256 bytes",
+        return fail_with(why, why_len, "server closed after %zu of 256 bytes",
                     have);
     for (int i = 0; i < 256; i++)
         if (got[i] != sent[i])
-            return fail(why, why_len, "byte value 0x%02x came back as 0x%02x",
+            return fail_with(why, why_len, "byte value 0x%02x came back as 0x%02x",
                         i, got[i]);
     return OUTCOME_PASS;
 }
@@ -108,7 +108,7 @@ static enum outcome run_trickle(const struct target *t, char *why,
      * bigger segments, and the server would never see a 1-byte read. */
     if (net_set_nodelay(fd, true) == -1) {
         close(fd);
-        return fail(why, why_len, "setsockopt(TCP_NODELAY): %s",
+        return fail_with(why, why_len, "setsockopt(TCP_NODELAY): %s",
                     errname(errno));
     }
     stream_init(&s, fd, 0, 3, 4096);
@@ -137,7 +137,7 @@ static enum outcome run_pipelined(const struct target *t, char *why,
         pattern_fill(s.seed, s.sent, message, len);
         if (client_send_all(fd, message, len, deadline) == -1) {
             close(fd);
-            return fail(why, why_len, "send of message %d: %s", i,
+            return fail_with(why, why_len, "send of message %d: %s", i,
                         errname(errno));
         }
         s.sent += len;
@@ -156,7 +156,7 @@ static enum outcome run_sequential_clients(const struct target *t, char *why,
     for (int i = 0; i < 200; i++) {
         int fd = client_connect(t->host, t->port, STEP_CONNECT_MS);
         if (fd == -1)
-            return fail(why, why_len, "connect of client %d: %s", i,
+            return fail_with(why, why_len, "connect of client %d: %s", i,
                         errname(errno));
         enum outcome o = echo_once(fd, i, 100 + (uint64_t)i, 32, STEP_ECHO_MS,
                                    why, why_len);
@@ -223,13 +223,13 @@ static enum outcome reset_one(const struct target *t, int round, char *why,
     if (client_send_all(fd, block, sizeof(block), deadline) == -1 ||
         client_recv_exact(fd, &first, 1, deadline, NULL) != 1) {
         close(fd);
-        return fail(why, why_len, "round %d: no echo before the reset: %s",
+        return fail_with(why, why_len, "round %d: no echo before the reset: %s",
                     round, errname(errno));
     }
     /* SO_LINGER {1, 0} + close: RST, with unread echo still queued on both
      * sides. The server's next send gets EPIPE/ECONNRESET. */
     if (client_abort(fd) == -1)
-        return fail(why, why_len, "setsockopt(SO_LINGER): %s",
+        return fail_with(why, why_len, "setsockopt(SO_LINGER): %s",
                     errname(errno));
     return OUTCOME_PASS;
 }

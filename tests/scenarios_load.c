@@ -30,7 +30,7 @@ static enum outcome add_context(const char *context, char *why,
     char reason[512];
 
     snprintf(reason, sizeof(reason), "%s", why);
-    return fail(why, why_len, "%s: %s", context, reason);
+    return fail_with(why, why_len, "%s: %s", context, reason);
 }
 
 /* A fresh client is echoed now (while the scenario's load goes on). */
@@ -41,7 +41,7 @@ static enum outcome served_meanwhile(const struct target *t, int id,
     int fd = client_connect(t->host, t->port, STEP_CONNECT_MS);
 
     if (fd == -1)
-        return fail(why, why_len, "%s: connect of client %d: %s", context, id,
+        return fail_with(why, why_len, "%s: connect of client %d: %s", context, id,
                     errname(errno));
     enum outcome o = echo_once(fd, id, seed, 1024, STEP_ECHO_MS, why, why_len);
     close(fd);
@@ -55,11 +55,11 @@ static enum outcome rss_bounded(const struct target *t,
     struct proc_status now;
 
     if (proc_read_status(t->server_pid, &now) == -1)
-        return fail(why, why_len, "reading /proc/%d/status: %s",
+        return fail_with(why, why_len, "reading /proc/%d/status: %s",
                     (int)t->server_pid, errname(errno));
     long growth = now.rss_kib - before->rss_kib;
     if (growth >= RSS_GROWTH_MAX_KIB)
-        return fail(why, why_len, "server RSS grew by %ld KiB (from %ld to "
+        return fail_with(why, why_len, "server RSS grew by %ld KiB (from %ld to "
                     "%ld) while a client did not read: unbounded backlog?",
                     growth, before->rss_kib, now.rss_kib);
     return OUTCOME_PASS;
@@ -72,11 +72,11 @@ enum outcome run_slow_reader(const struct target *t, char *why,
     struct stream s;
 
     if (t->server_pid > 0 && proc_read_status(t->server_pid, &before) == -1)
-        return fail(why, why_len, "reading /proc/%d/status: %s",
+        return fail_with(why, why_len, "reading /proc/%d/status: %s",
                     (int)t->server_pid, errname(errno));
     int fd = client_connect(t->host, t->port, STEP_CONNECT_MS);
     if (fd == -1)
-        return fail(why, why_len, "connect: %s", errname(errno));
+        return fail_with(why, why_len, "connect: %s", errname(errno));
     /* Write without reading until the server stops taking data: a client
      * that never reads would deadlock any echo server, so we stop too. */
     stream_init(&s, fd, 0, 9, SLOW_READER_BYTES);
@@ -118,7 +118,7 @@ static enum outcome loris_tick(struct slowloris *sl, char *why,
         struct stream *s = &sl->loris[i];
         uint8_t byte = pattern_byte(s->seed, s->sent);
         if (client_send_all(s->fd, &byte, 1, sl->deadline) == -1)
-            return fail(why, why_len, "slowloris client %d: send: %s", s->id,
+            return fail_with(why, why_len, "slowloris client %d: send: %s", s->id,
                         errname(errno));
         s->sent++;
     }
@@ -138,7 +138,7 @@ static enum outcome active_send(struct slowloris *sl, char *why,
         return OUTCOME_PASS;
     pattern_fill(a->seed, a->sent, message, sizeof(message));
     if (client_send_all(a->fd, message, sizeof(message), sl->deadline) == -1)
-        return fail(why, why_len, "active client: send of round %llu: %s",
+        return fail_with(why, why_len, "active client: send of round %llu: %s",
                     (unsigned long long)(a->sent / ACTIVE_MESSAGE),
                     errname(errno));
     a->sent += sizeof(message);
@@ -189,7 +189,7 @@ static int slowloris_timeout(const struct slowloris *sl)
 static enum outcome slowloris_timed_out(const struct slowloris *sl, char *why,
                                         size_t why_len)
 {
-    return fail(why, why_len, "timed out: the active client finished %llu of "
+    return fail_with(why, why_len, "timed out: the active client finished %llu of "
                 "%d round trips beside %d slowloris clients",
                 (unsigned long long)(sl->active.received / ACTIVE_MESSAGE),
                 ACTIVE_ROUNDS, LORIS_CLIENTS);
@@ -211,7 +211,7 @@ static enum outcome slowloris_turn(struct slowloris *sl, char *why,
     int ready = poll(pfd, (nfds_t)k, slowloris_timeout(sl));
     if (ready == -1)
         return errno == EINTR ? OUTCOME_PASS
-                              : fail(why, why_len, "poll: %s", errname(errno));
+                              : fail_with(why, why_len, "poll: %s", errname(errno));
     if (ready == 0 && client_remaining_ms(sl->deadline) == 0)
         return slowloris_timed_out(sl, why, why_len);
     for (int j = 0; j < k; j++) {
@@ -263,7 +263,7 @@ enum outcome run_slowloris(const struct target *t, char *why, size_t why_len)
     struct slowloris *sl = calloc(1, sizeof(*sl));
 
     if (sl == NULL)
-        return fail(why, why_len, "calloc: out of memory");
+        return fail_with(why, why_len, "calloc: out of memory");
     enum outcome o = slowloris_run(t, sl, why, why_len);
     free(sl);
     return o;
@@ -290,7 +290,7 @@ static enum outcome idle_still_served(const int *fds, char *why,
     struct stream *s = calloc(IDLE_CLIENTS, sizeof(*s));
 
     if (s == NULL)
-        return fail(why, why_len, "calloc: out of memory");
+        return fail_with(why, why_len, "calloc: out of memory");
     for (int i = 0; i < IDLE_CLIENTS; i++)
         stream_init(&s[i], fds[i], i, 400 + (uint64_t)i, 1);
     enum outcome o = streams_pump(s, IDLE_CLIENTS,
@@ -321,15 +321,15 @@ enum outcome run_many_idle(const struct target *t, char *why, size_t why_len)
     struct rlimit rl;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
-        return fail(why, why_len, "getrlimit(RLIMIT_NOFILE): %s",
+        return fail_with(why, why_len, "getrlimit(RLIMIT_NOFILE): %s",
                     errname(errno));
     if (rl.rlim_cur < IDLE_CLIENTS + 64)
-        return skip(why, why_len, "this client may open only %llu "
+        return skip_with(why, why_len, "this client may open only %llu "
                     "descriptors (RLIMIT_NOFILE); %d are needed",
                     (unsigned long long)rl.rlim_cur, IDLE_CLIENTS + 64);
     int *fds = calloc(IDLE_CLIENTS, sizeof(*fds));
     if (fds == NULL)
-        return fail(why, why_len, "calloc: out of memory");
+        return fail_with(why, why_len, "calloc: out of memory");
     enum outcome o = many_idle_run(t, fds, why, why_len);
     free(fds);
     return o;

@@ -23,7 +23,7 @@ static enum outcome vreason(enum outcome o, char *why, size_t why_len,
     return o;
 }
 
-enum outcome fail(char *why, size_t why_len, const char *fmt, ...)
+enum outcome fail_with(char *why, size_t why_len, const char *fmt, ...)
 {
     va_list ap;
 
@@ -33,7 +33,7 @@ enum outcome fail(char *why, size_t why_len, const char *fmt, ...)
     return OUTCOME_FAIL;
 }
 
-enum outcome skip(char *why, size_t why_len, const char *fmt, ...)
+enum outcome skip_with(char *why, size_t why_len, const char *fmt, ...)
 {
     va_list ap;
 
@@ -93,11 +93,11 @@ static enum outcome stream_write_some(struct stream *s, bool once, char *why,
     while ((rc = stream_send_once(s)) == 1 && !once)
         ;
     if (rc == -1)
-        return fail(why, why_len, "client %d: send after %llu bytes: %s",
+        return fail_with(why, why_len, "client %d: send after %llu bytes: %s",
                     s->id, (unsigned long long)s->sent, errname(errno));
     if (s->sent == s->total && s->shut_after && !s->shut_done) {
         if (shutdown(s->fd, SHUT_WR) == -1)
-            return fail(why, why_len, "client %d: shutdown(SHUT_WR): %s",
+            return fail_with(why, why_len, "client %d: shutdown(SHUT_WR): %s",
                         s->id, errname(errno));
         s->shut_done = true;
     }
@@ -108,14 +108,14 @@ static enum outcome check_echo(struct stream *s, const char *data, size_t n,
                                char *why, size_t why_len)
 {
     if (s->received + n > s->sent)
-        return fail(why, why_len, "client %d: got %llu bytes back but sent "
+        return fail_with(why, why_len, "client %d: got %llu bytes back but sent "
                     "only %llu", s->id,
                     (unsigned long long)(s->received + n),
                     (unsigned long long)s->sent);
     long long bad = pattern_check(s->seed, s->received, data, n);
     if (bad >= 0) {
         uint64_t at = s->received + (uint64_t)bad;
-        return fail(why, why_len, "client %d: echo differs at byte %llu "
+        return fail_with(why, why_len, "client %d: echo differs at byte %llu "
                     "(sent 0x%02x, got 0x%02x)", s->id,
                     (unsigned long long)at, pattern_byte(s->seed, at),
                     (uint8_t)data[bad]);
@@ -140,11 +140,11 @@ enum outcome stream_read_some(struct stream *s, char *why, size_t why_len)
         if (n == -1 && errno == EAGAIN)
             return OUTCOME_PASS;
         if (n == 0)
-            return fail(why, why_len, "client %d: server closed after %llu "
+            return fail_with(why, why_len, "client %d: server closed after %llu "
                         "of %llu bytes echoed", s->id,
                         (unsigned long long)s->received,
                         (unsigned long long)s->total);
-        return fail(why, why_len, "client %d: recv after %llu bytes echoed: "
+        return fail_with(why, why_len, "client %d: recv after %llu bytes echoed: "
                     "%s", s->id, (unsigned long long)s->received,
                     errname(errno));
     }
@@ -163,7 +163,7 @@ static enum outcome pump_timed_out(struct stream *s, size_t n, char *why,
         else if (first == n)
             first = i;
     }
-    return fail(why, why_len, "timed out: %zu of %zu echoes complete; client "
+    return fail_with(why, why_len, "timed out: %zu of %zu echoes complete; client "
                 "%d got %llu of %llu bytes back (%llu sent)", done, n,
                 s[first].id, (unsigned long long)s[first].received,
                 (unsigned long long)s[first].total,
@@ -207,7 +207,7 @@ enum outcome streams_pump(struct stream *s, size_t n, long long deadline,
     enum outcome result = OUTCOME_PASS;
 
     if (pfd == NULL || index == NULL) {
-        result = fail(why, why_len, "calloc: out of memory");
+        result = fail_with(why, why_len, "calloc: out of memory");
         goto done;
     }
     while (result == OUTCOME_PASS && (k = pump_poll_set(s, n, pfd, index)) > 0) {
@@ -215,7 +215,7 @@ enum outcome streams_pump(struct stream *s, size_t n, long long deadline,
         if (ready == -1 && errno == EINTR)
             continue;
         if (ready == -1) {
-            result = fail(why, why_len, "poll: %s", errname(errno));
+            result = fail_with(why, why_len, "poll: %s", errname(errno));
         } else if (ready == 0) {
             result = pump_timed_out(s, n, why, why_len);
         } else {
@@ -239,7 +239,7 @@ enum outcome stream_push_until_stall(struct stream *s, int stall_ms,
         if (s->sent == s->total)
             break;
         if (client_remaining_ms(deadline) == 0)
-            return fail(why, why_len, "client %d: still sending at the "
+            return fail_with(why, why_len, "client %d: still sending at the "
                         "deadline (%llu bytes sent)", s->id,
                         (unsigned long long)s->sent);
         int wait = stall_ms < client_remaining_ms(deadline)
@@ -247,7 +247,7 @@ enum outcome stream_push_until_stall(struct stream *s, int stall_ms,
         if (client_wait(s->fd, POLLOUT, client_deadline(wait)) == -1) {
             if (errno == ETIMEDOUT)
                 return OUTCOME_PASS;  /* stalled: backpressure reached */
-            return fail(why, why_len, "client %d: poll: %s", s->id,
+            return fail_with(why, why_len, "client %d: poll: %s", s->id,
                         errname(errno));
         }
     }
@@ -273,16 +273,16 @@ enum outcome expect_eof(int fd, int id, long long deadline, char *why,
         if (n == 0)
             return OUTCOME_PASS;
         if (n == 1)
-            return fail(why, why_len, "client %d: a byte (0x%02x) came after "
+            return fail_with(why, why_len, "client %d: a byte (0x%02x) came after "
                         "the whole echo, instead of end of stream", id,
                         (uint8_t)byte);
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN)
-            return fail(why, why_len, "client %d: recv: %s instead of end of "
+            return fail_with(why, why_len, "client %d: recv: %s instead of end of "
                         "stream", id, errname(errno));
         if (client_wait(fd, POLLIN, deadline) == -1)
-            return fail(why, why_len, "client %d: no end of stream: %s", id,
+            return fail_with(why, why_len, "client %d: no end of stream: %s", id,
                         errname(errno));
     }
 }
@@ -294,15 +294,15 @@ enum outcome expect_quiet(int fd, int id, int ms, const char *what,
     case QUIET_NOTHING:
         return OUTCOME_PASS;
     case QUIET_DATA:
-        return fail(why, why_len, "client %d: got data within %d ms %s", id,
+        return fail_with(why, why_len, "client %d: got data within %d ms %s", id,
                     ms, what);
     case QUIET_EOF:
-        return fail(why, why_len, "client %d: server closed it within %d ms "
+        return fail_with(why, why_len, "client %d: server closed it within %d ms "
                     "%s", id, ms, what);
     case QUIET_ERROR:
         break;
     }
-    return fail(why, why_len, "client %d: %s within %d ms %s", id,
+    return fail_with(why, why_len, "client %d: %s within %d ms %s", id,
                 errname(errno), ms, what);
 }
 
@@ -316,7 +316,7 @@ enum outcome connect_many(const struct target *t, int *fds, size_t n,
         if (fds[i] == -1) {
             int err = errno;
             close_all(fds, i);
-            return fail(why, why_len, "connect of client %zu to %s port %d: "
+            return fail_with(why, why_len, "connect of client %zu to %s port %d: "
                         "%s", i, t->host, t->port, errname(err));
         }
     }
@@ -352,20 +352,20 @@ enum outcome wait_fds_back(const struct target *t, int baseline,
     while (client_remaining_ms(deadline) > 0) {
         count = proc_fd_count(t->server_pid);
         if (count == -1)
-            return fail(why, why_len, "reading /proc/%d/fd: %s",
+            return fail_with(why, why_len, "reading /proc/%d/fd: %s",
                         (int)t->server_pid, errname(errno));
         if (count <= baseline)
             return OUTCOME_PASS;
         client_sleep_ms(20);
     }
-    return fail(why, why_len, "descriptor leak: the server holds %d fds, %d "
+    return fail_with(why, why_len, "descriptor leak: the server holds %d fds, %d "
                 "more than before %s", count, count - baseline, after);
 }
 
 enum outcome check_alive(const struct target *t, char *why, size_t why_len)
 {
     if (t->server_pid > 0 && !proc_alive(t->server_pid))
-        return fail(why, why_len, "the server (pid %d) is dead",
+        return fail_with(why, why_len, "the server (pid %d) is dead",
                     (int)t->server_pid);
     return OUTCOME_PASS;
 }

@@ -23,9 +23,9 @@
 #define STEP_LONG_MS 20000
 
 /* Writes the reason into why and returns OUTCOME_FAIL (or OUTCOME_SKIP). */
-enum outcome fail(char *why, size_t why_len, const char *fmt, ...)
+enum outcome fail_with(char *why, size_t why_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-enum outcome skip(char *why, size_t why_len, const char *fmt, ...)
+enum outcome skip_with(char *why, size_t why_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* "ECONNRESET" for an errno value (for reasons). */
 const char *errname(int err);
