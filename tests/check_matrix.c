@@ -269,8 +269,10 @@ static bool row_present(struct run_ctx *ctx, const char *root)
 {
     if (ctx->v->dir == NULL)
         return in_path(ctx->v->args[0], ctx->binary, sizeof(ctx->binary));
-    snprintf(ctx->binary, sizeof(ctx->binary), "%s/%s/server", root,
-             ctx->v->dir);
+    int n = snprintf(ctx->binary, sizeof(ctx->binary), "%s/%s/server", root,
+                     ctx->v->dir);
+    if (n < 0 || n >= (int)sizeof(ctx->binary))
+        return false;  /* a path longer than PATH_MAX cannot be run anyway */
     return access(ctx->binary, X_OK) == 0;
 }
 
