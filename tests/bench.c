@@ -22,18 +22,18 @@
 #include "client.h"
 #include "err.h"
 
-#define BENCH_IO_CHUNK (64 * 1024)
-#define BENCH_CONNECT_MS 5000
-#define STREAM_WINDOW_MIN (256 * 1024)  /* --stream: unechoed bytes allowed */
+#define BENCH_IO_CHUNK    (64 * 1024)
+#define BENCH_CONNECT_MS  5000
+#define STREAM_WINDOW_MIN (256 * 1024) /* --stream: unechoed bytes allowed */
 
 struct bench_conn {
     int fd;
     int id;
-    uint64_t sent;        /* pattern offset of the next byte to send */
-    uint64_t received;    /* pattern offset of the next byte expected */
-    uint64_t owed;        /* pattern offset up to which we must send */
-    uint64_t started_ns;  /* when the current message started */
-    bool want_out;        /* EPOLLOUT armed */
+    uint64_t sent;       /* pattern offset of the next byte to send */
+    uint64_t received;   /* pattern offset of the next byte expected */
+    uint64_t owed;       /* pattern offset up to which we must send */
+    uint64_t started_ns; /* when the current message started */
+    bool want_out;       /* EPOLLOUT armed */
     bool dead;
 };
 
@@ -62,7 +62,7 @@ static uint64_t now_ns(void)
     struct timespec ts;
 
     if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-        abort();  /* only for a bad clock id: a bug */
+        abort(); /* only for a bad clock id: a bug */
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -71,7 +71,7 @@ static double cpu_seconds(void)
     struct rusage ru;
 
     if (getrusage(RUSAGE_SELF, &ru) == -1)
-        return 0;  /* cannot fail for RUSAGE_SELF; report 0 rather than die */
+        return 0; /* cannot fail for RUSAGE_SELF; report 0 rather than die */
     return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
@@ -256,7 +256,7 @@ static int bench_loop(struct bench *b)
     for (;;) {
         uint64_t now = now_ns();
         if (!b->measuring && now >= measure_at) {
-            b->measuring = true;  /* [B5] warm-up over: count from here */
+            b->measuring = true; /* [B5] warm-up over: count from here */
             measured_from = now;
             cpu_before = cpu_seconds();
         }
@@ -334,17 +334,21 @@ void bench_print(const struct bench_opts *o, const struct bench_result *r,
     double mbps = per_second(r->bytes, r->seconds) / 1e6;
 
     if (o->csv) {
-        fprintf(out, "%s,%d,%d,%zu,%.3f,%llu,%.1f,%.3f,%.1f,%.1f,%.1f,%llu,"
-                "%.3f\n", o->stream ? "stream" : "closed", o->conns, o->idle,
-                o->size, r->seconds, (unsigned long long)r->messages,
+        fprintf(out,
+                "%s,%d,%d,%zu,%.3f,%llu,%.1f,%.3f,%.1f,%.1f,%.1f,%llu,"
+                "%.3f\n",
+                o->stream ? "stream" : "closed", o->conns, o->idle, o->size,
+                r->seconds, (unsigned long long)r->messages,
                 per_second(r->messages, r->seconds), mbps, p50, p99, p999,
                 (unsigned long long)r->errors, r->cpu_seconds);
         return;
     }
-    fprintf(out, "bench: %d connections (+%d idle), %zu-byte %s, %.2f s "
-            "measured after %.2f s warm-up\n", o->conns, o->idle, o->size,
-            o->stream ? "blocks streamed" : "messages, closed loop",
-            r->seconds, o->warmup);
+    fprintf(out,
+            "bench: %d connections (+%d idle), %zu-byte %s, %.2f s "
+            "measured after %.2f s warm-up\n",
+            o->conns, o->idle, o->size,
+            o->stream ? "blocks streamed" : "messages, closed loop", r->seconds,
+            o->warmup);
     fprintf(out, "  messages   %llu (%.1f/s)\n",
             (unsigned long long)r->messages,
             per_second(r->messages, r->seconds));

@@ -28,27 +28,27 @@
 struct bench_opts {
     const char *host;
     int port;
-    int conns;        /* active connections (-c) */
-    int idle;         /* extra connections that only stay open (-i) */
-    size_t size;      /* message or block size in bytes (-s) */
-    double seconds;   /* measured duration (-d) */
-    double warmup;    /* unmeasured start (-w) */
-    bool stream;      /* --stream */
-    bool csv;         /* --csv: one machine-readable line */
+    int conns;      /* active connections (-c) */
+    int idle;       /* extra connections that only stay open (-i) */
+    size_t size;    /* message or block size in bytes (-s) */
+    double seconds; /* measured duration (-d) */
+    double warmup;  /* unmeasured start (-w) */
+    bool stream;    /* --stream */
+    bool csv;       /* --csv: one machine-readable line */
 };
 
 struct bench_result {
-    uint64_t messages;      /* completed in the measured period */
-    uint64_t bytes;         /* echoed bytes received in the measured period */
-    double seconds;         /* the measured period, as it really was */
-    double cpu_seconds;     /* this process's user+system time in it */
-    uint64_t errors;        /* connections that failed */
-    struct histogram latency;  /* nanoseconds, per message (not --stream) */
+    uint64_t messages;        /* completed in the measured period */
+    uint64_t bytes;           /* echoed bytes received in the measured period */
+    double seconds;           /* the measured period, as it really was */
+    double cpu_seconds;       /* this process's user+system time in it */
+    uint64_t errors;          /* connections that failed */
+    struct histogram latency; /* nanoseconds, per message (not --stream) */
 };
 
 /* The CSV columns, in order (also printed by --help). */
-#define BENCH_CSV_COLUMNS                                                    \
-    "mode,conns,idle,size,seconds,messages,msgs_per_s,mb_per_s,p50_us,"      \
+#define BENCH_CSV_COLUMNS                                                      \
+    "mode,conns,idle,size,seconds,messages,msgs_per_s,mb_per_s,p50_us,"        \
     "p99_us,p999_us,errors,client_cpu_s"
 
 void bench_defaults(struct bench_opts *o);

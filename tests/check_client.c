@@ -242,20 +242,19 @@ START_TEST(test_client_send_and_recv_exact)
                      0);
     ck_assert_int_eq(client_send_all(sv[0], "hello", 5, client_deadline(1000)),
                      0);
-    ck_assert_int_eq(client_recv_exact(sv[1], got, 5, client_deadline(1000),
-                                       &have), 5);
+    ck_assert_int_eq(
+        client_recv_exact(sv[1], got, 5, client_deadline(1000), &have), 5);
     ck_assert_mem_eq(got, "hello", 5);
     /* Nothing more: the deadline bounds the wait. */
-    ck_assert_int_eq(client_recv_exact(sv[1], got, 1, client_deadline(30),
-                                       &have), -1);
+    ck_assert_int_eq(
+        client_recv_exact(sv[1], got, 1, client_deadline(30), &have), -1);
     ck_assert_int_eq(errno, ETIMEDOUT);
     ck_assert_uint_eq(have, 0);
     /* End of stream: a short count, not an error. */
-    ck_assert_int_eq(client_send_all(sv[0], "ab", 2, client_deadline(1000)),
-                     0);
+    ck_assert_int_eq(client_send_all(sv[0], "ab", 2, client_deadline(1000)), 0);
     close(sv[0]);
-    ck_assert_int_eq(client_recv_exact(sv[1], got, 5, client_deadline(1000),
-                                       &have), 2);
+    ck_assert_int_eq(
+        client_recv_exact(sv[1], got, 5, client_deadline(1000), &have), 2);
     close(sv[1]);
 }
 END_TEST
@@ -323,8 +322,9 @@ START_TEST(test_cli_suite_options)
     char err[256];
 
     ck_assert_int_eq(parse_line("echo-client suite --only half-close "
-                                "--server-pid 42 -H ::1 -p 9002", &c, err,
-                                sizeof(err)), 0);
+                                "--server-pid 42 -H ::1 -p 9002",
+                                &c, err, sizeof(err)),
+                     0);
     ck_assert_int_eq(c.command, CLI_SUITE);
     ck_assert_str_eq(c.only, "half-close");
     ck_assert_int_eq(c.server_pid, 42);
@@ -338,15 +338,16 @@ START_TEST(test_cli_bench_options)
     struct cli c;
     char err[256];
 
-    ck_assert_int_eq(parse_line("echo-client bench -p 9 ", &c, err,
-                                sizeof(err)), 0);
+    ck_assert_int_eq(
+        parse_line("echo-client bench -p 9 ", &c, err, sizeof(err)), 0);
     ck_assert_int_eq(c.command, CLI_BENCH);
     ck_assert_int_eq(c.bench.conns, 1);
     ck_assert_uint_eq(c.bench.size, 64);
     ck_assert(!c.bench.stream && !c.bench.csv);
     ck_assert_int_eq(parse_line("echo-client bench -c 50 -i 950 -s 1024 -d 2.5 "
-                                "-w 0 --stream --csv -p 9", &c, err,
-                                sizeof(err)), 0);
+                                "-w 0 --stream --csv -p 9",
+                                &c, err, sizeof(err)),
+                     0);
     ck_assert_int_eq(c.bench.conns, 50);
     ck_assert_int_eq(c.bench.idle, 950);
     ck_assert_uint_eq(c.bench.size, 1024);
@@ -361,13 +362,20 @@ END_TEST
 START_TEST(test_cli_rejects_bad_input)
 {
     static const char *const bad[] = {
-        "echo-client -p 70000",          "echo-client -p 12x",
-        "echo-client -p ''",             "echo-client",
-        "echo-client bench -c 0 -p 9",   "echo-client bench -d abc -p 9",
-        "echo-client bench -d 1e9 -p 9", "echo-client bench -s -5 -p 9",
-        "echo-client suite -c 5 -p 9",   "echo-client -H localhost -p 9",
-        "echo-client suite --only nope -p 9", "echo-client -p 9 extra",
-        "echo-client --server-pid 1 -p 9", "echo-client -x -p 9",
+        "echo-client -p 70000",
+        "echo-client -p 12x",
+        "echo-client -p ''",
+        "echo-client",
+        "echo-client bench -c 0 -p 9",
+        "echo-client bench -d abc -p 9",
+        "echo-client bench -d 1e9 -p 9",
+        "echo-client bench -s -5 -p 9",
+        "echo-client suite -c 5 -p 9",
+        "echo-client -H localhost -p 9",
+        "echo-client suite --only nope -p 9",
+        "echo-client -p 9 extra",
+        "echo-client --server-pid 1 -p 9",
+        "echo-client -x -p 9",
         "echo-client suite --server-pid 0 -p 9",
     };
     struct cli c;
@@ -389,8 +397,8 @@ START_TEST(test_cli_help_needs_no_port)
 
     ck_assert_int_eq(parse_line("echo-client --help", &c, err, sizeof(err)), 0);
     ck_assert_int_eq(c.command, CLI_HELP);
-    ck_assert_int_eq(parse_line("echo-client bench --help", &c, err,
-                                sizeof(err)), 0);
+    ck_assert_int_eq(
+        parse_line("echo-client bench --help", &c, err, sizeof(err)), 0);
     ck_assert_int_eq(c.command, CLI_HELP);
 }
 END_TEST

@@ -60,8 +60,7 @@ static int parse_args(int argc, char **argv, struct runner_args *a)
         } else if (strcmp(argv[i], "--help") == 0) {
             return 1;
         } else if (argv[i][0] == '-' || a->matrix.model != NULL) {
-            fprintf(stderr, "tests/check: unexpected argument '%s'\n",
-                    argv[i]);
+            fprintf(stderr, "tests/check: unexpected argument '%s'\n", argv[i]);
             return -1;
         } else {
             a->matrix.model = argv[i];
@@ -89,8 +88,8 @@ int main(int argc, char **argv)
         perror("tests/check: setrlimit/signal");
         return 2;
     }
-    bool unit = a.unit_only || (a.matrix.model == NULL &&
-                                !a.matrix.threaded && !a.matrix.valgrind);
+    bool unit = a.unit_only || (a.matrix.model == NULL && !a.matrix.threaded &&
+                                !a.matrix.valgrind);
     if (unit) {
         add_common_suites(sr);
         add_client_suites(sr);

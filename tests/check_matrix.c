@@ -24,25 +24,30 @@
 #include "scenario.h"
 #include "steps.h"
 
-#define MAX_ROWS 32
-#define MAX_CELLS 640
-#define TIMEOUT_S 60            /* per test; Check's default 4 s is too short */
-#define TIMEOUT_WRAPPED_S 180   /* valgrind: x3 */
-#define REASON_MAX 400
+#define MAX_ROWS          32
+#define MAX_CELLS         640
+#define TIMEOUT_S         60  /* per test; Check's default 4 s is too short */
+#define TIMEOUT_WRAPPED_S 180 /* valgrind: x3 */
+#define REASON_MAX        400
 
 enum cell_kind { CELL_CATALOGUE, CELL_RUNNER, CELL_SERIAL };
-enum cell_state { STATE_NOT_RUN, STATE_OK, STATE_FAIL, STATE_SERIAL,
-                  STATE_SKIP };
+enum cell_state {
+    STATE_NOT_RUN,
+    STATE_OK,
+    STATE_FAIL,
+    STATE_SERIAL,
+    STATE_SKIP
+};
 
 struct cell {
     const struct run_ctx *ctx;
     const char *scenario;
     const char *column;
     enum cell_kind kind;
-    const struct scenario *sc;         /* CELL_CATALOGUE */
-    const struct runner_scenario *rs;  /* CELL_RUNNER */
-    char name[128];                    /* "row:scenario", the TCase name */
-    enum cell_state state;             /* filled in by matrix_report() */
+    const struct scenario *sc;        /* CELL_CATALOGUE */
+    const struct runner_scenario *rs; /* CELL_RUNNER */
+    char name[128];                   /* "row:scenario", the TCase name */
+    enum cell_state state;            /* filled in by matrix_report() */
     char reason[REASON_MAX];
 };
 
@@ -59,13 +64,13 @@ static int notes_fd = -1;
 static const struct {
     const char *scenario, *column;
 } catalogue_columns[] = {
-    {"single-byte", "1byte"},     {"all-byte-values", "bytes"},
-    {"large-payload", "large"},   {"trickle", "trick"},
-    {"pipelined", "pipe"},        {"sequential-clients", "seq"},
+    {"single-byte", "1byte"},       {"all-byte-values", "bytes"},
+    {"large-payload", "large"},     {"trickle", "trick"},
+    {"pipelined", "pipe"},          {"sequential-clients", "seq"},
     {"concurrent-clients", "conc"}, {"half-close", "half"},
-    {"reset-mid-stream", "reset"}, {"connect-and-close", "c+c"},
-    {"idle-then-active", "idle"}, {"slow-reader", "slowrd"},
-    {"slowloris", "loris"},       {"many-idle", "many"},
+    {"reset-mid-stream", "reset"},  {"connect-and-close", "c+c"},
+    {"idle-then-active", "idle"},   {"slow-reader", "slowrd"},
+    {"slowloris", "loris"},         {"many-idle", "many"},
 };
 
 /* Scenarios an iterative server cannot pass by design: they need a second
@@ -76,8 +81,8 @@ static const char *const need_concurrency[] = {
 
 /* `make valgrind`: enough to exercise every code path, not every load. */
 static const char *const valgrind_subset[] = {
-    "single-byte", "concurrent-clients", "half-close", "reset-mid-stream",
-    "graceful-shutdown", NULL};
+    "single-byte",      "concurrent-clients", "half-close",
+    "reset-mid-stream", "graceful-shutdown",  NULL};
 
 static bool in_list(const char *const *list, const char *name)
 {
@@ -105,7 +110,7 @@ static void note_outcome(int index, char kind, const char *reason)
 
     if (n > (int)sizeof(line) - 1)
         n = (int)sizeof(line) - 1;
-    line[n - 1] = '\n';  /* a cut reason still ends its line */
+    line[n - 1] = '\n'; /* a cut reason still ends its line */
     /* O_APPEND and one write(2): lines from tests never interleave. */
     if (notes_fd == -1 || write(notes_fd, line, (size_t)n) != n)
         fprintf(stderr, "runner: could not note the outcome of %s\n",
@@ -139,9 +144,10 @@ START_TEST(test_matrix_cell)
     char why[REASON_MAX] = "";
     long long started = client_now_ms();
     enum outcome o = run_cell(c, why, sizeof(why));
-    const char *shown = o == OUTCOME_FAIL   ? "FAIL"
-                        : o == OUTCOME_SKIP ? "skip"
-                        : c->kind == CELL_SERIAL ? "serial" : "ok";
+    const char *shown = o == OUTCOME_FAIL        ? "FAIL"
+                        : o == OUTCOME_SKIP      ? "skip"
+                        : c->kind == CELL_SERIAL ? "serial"
+                                                 : "ok";
 
     if (o == OUTCOME_SKIP)
         note_outcome(_i, 'S', why);
@@ -150,8 +156,8 @@ START_TEST(test_matrix_cell)
     /* Progress, so a long run is not silent (the time is information only:
      * it decides nothing). */
     printf("  %-6s %s (%.1f s)%s%s\n", shown, c->name,
-           (double)(client_now_ms() - started) / 1000, o == OUTCOME_PASS
-           ? "" : ": ", o == OUTCOME_PASS ? "" : why);
+           (double)(client_now_ms() - started) / 1000,
+           o == OUTCOME_PASS ? "" : ": ", o == OUTCOME_PASS ? "" : why);
     fflush(stdout);
     if (o == OUTCOME_FAIL)
         ck_abort_msg("%s", why);
@@ -167,7 +173,7 @@ static int find_root(char *root, size_t len)
     if (n == -1)
         return -1;
     root[n] = '\0';
-    for (int up = 0; up < 2; up++) {  /* .../tests/check -> ... */
+    for (int up = 0; up < 2; up++) { /* .../tests/check -> ... */
         char *slash = strrchr(root, '/');
         if (slash == NULL) {
             errno = ENOENT;
@@ -272,7 +278,7 @@ static bool row_present(struct run_ctx *ctx, const char *root)
     int n = snprintf(ctx->binary, sizeof(ctx->binary), "%s/%s/server", root,
                      ctx->v->dir);
     if (n < 0 || n >= (int)sizeof(ctx->binary))
-        return false;  /* a path longer than PATH_MAX cannot be run anyway */
+        return false; /* a path longer than PATH_MAX cannot be run anyway */
     return access(ctx->binary, X_OK) == 0;
 }
 
@@ -382,7 +388,7 @@ static void apply_results(SRunner *sr, struct tally *t)
         else
             t->passed++;
         if (c == NULL)
-            continue;  /* a unit test */
+            continue; /* a unit test */
         if (!passed) {
             c->state = STATE_FAIL;
             snprintf(c->reason, sizeof(c->reason), "%s", tr_msg(results[i]));

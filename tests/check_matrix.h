@@ -8,9 +8,9 @@
 #include <stdbool.h>
 
 struct matrix_opts {
-    const char *model;  /* prefix of a model dir or row name; NULL = all */
-    bool threaded;      /* only the threaded rows */
-    bool valgrind;      /* servers under $RUNNER_WRAP, a subset of tests */
+    const char *model; /* prefix of a model dir or row name; NULL = all */
+    bool threaded;     /* only the threaded rows */
+    bool valgrind;     /* servers under $RUNNER_WRAP, a subset of tests */
 };
 
 /* Adds a suite per present row. Returns the number of rows added, or -1

@@ -23,15 +23,15 @@
 #include "steps.h"
 
 #define TURN_CLIENTS_MAX 64
-#define TURN_MESSAGE 64
+#define TURN_MESSAGE     64
 
 /* Clients that have each sent one message and wait for its echo. */
 struct turns {
     struct stream s[TURN_CLIENTS_MAX];
     size_t n;
-    size_t echoed;  /* complete echoes so far */
-    size_t closed;  /* echoed clients we have closed, oldest first */
-    size_t order[TURN_CLIENTS_MAX];  /* indexes in the order echoed */
+    size_t echoed; /* complete echoes so far */
+    size_t closed; /* echoed clients we have closed, oldest first */
+    size_t order[TURN_CLIENTS_MAX]; /* indexes in the order echoed */
 };
 
 static void turns_close_all(struct turns *tu)
@@ -61,7 +61,7 @@ static enum outcome turns_connect(const struct target *t, struct turns *tu,
                             client_deadline(STEP_ECHO_MS)) == -1) {
             turns_close_all(tu);
             return fail_with(why, why_len, "client %zu: send: %s", i,
-                        errname(errno));
+                             errname(errno));
         }
         tu->s[i].sent = TURN_MESSAGE;
     }
@@ -108,9 +108,10 @@ static enum outcome turns_wait_echoed(struct turns *tu, size_t want,
 {
     while (tu->echoed < want) {
         if (client_remaining_ms(deadline) == 0)
-            return fail_with(why, why_len, "only %zu of %zu clients were echoed "
-                        "(%zu expected by now) before the deadline",
-                        tu->echoed, tu->n, want);
+            return fail_with(why, why_len,
+                             "only %zu of %zu clients were echoed "
+                             "(%zu expected by now) before the deadline",
+                             tu->echoed, tu->n, want);
         if (turns_read(tu, client_remaining_ms(deadline), why, why_len) !=
             OUTCOME_PASS)
             return OUTCOME_FAIL;
@@ -134,8 +135,7 @@ static void turns_close_served(struct turns *tu, bool all)
  * more echoes, until every client was served; at most `bound` served ones
  * are ever open at once. */
 static enum outcome turns_serve_rest(struct turns *tu, size_t bound,
-                                     bool close_all, char *why,
-                                     size_t why_len)
+                                     bool close_all, char *why, size_t why_len)
 {
     long long deadline = client_deadline(STEP_LONG_MS);
 
@@ -145,16 +145,18 @@ static enum outcome turns_serve_rest(struct turns *tu, size_t bound,
             OUTCOME_PASS)
             return OUTCOME_FAIL;
         if (turns_open_served(tu) > bound)
-            return fail_with(why, why_len, "%zu clients served at once (at most "
-                        "%zu allowed)", turns_open_served(tu), bound);
+            return fail_with(why, why_len,
+                             "%zu clients served at once (at most "
+                             "%zu allowed)",
+                             turns_open_served(tu), bound);
     }
     return OUTCOME_PASS;
 }
 
 /* Phase 1 of capacity: `bound` clients echoed, then nobody else for 300 ms
  * while they stay connected. */
-static enum outcome capacity_bounded(struct turns *tu, size_t bound,
-                                     char *why, size_t why_len)
+static enum outcome capacity_bounded(struct turns *tu, size_t bound, char *why,
+                                     size_t why_len)
 {
     if (turns_wait_echoed(tu, bound, client_deadline(STEP_ECHO_MS), why,
                           why_len) != OUTCOME_PASS)
@@ -165,9 +167,10 @@ static enum outcome capacity_bounded(struct turns *tu, size_t bound,
             OUTCOME_PASS)
             return OUTCOME_FAIL;
     if (tu->echoed > bound)
-        return fail_with(why, why_len, "%zu clients were echoed while the first "
-                    "%zu stayed connected (at most %zu at once)", tu->echoed,
-                    bound, bound);
+        return fail_with(why, why_len,
+                         "%zu clients were echoed while the first "
+                         "%zu stayed connected (at most %zu at once)",
+                         tu->echoed, bound, bound);
     return OUTCOME_PASS;
 }
 
@@ -202,15 +205,14 @@ enum outcome runner_capacity(const struct run_ctx *ctx, char *why,
  * run out of descriptors. A busy accept() loop burns a whole core (PITFALLS
  * 1: 1.3 s in 1.5 s); a server that pauses accepting uses almost nothing.
  * 0.5 s is a 4x margin below a spin: CPU seconds, not wall-clock timing. */
-static enum outcome exhaustion_no_spin(const struct target *t,
-                                       struct turns *tu, char *why,
-                                       size_t why_len)
+static enum outcome exhaustion_no_spin(const struct target *t, struct turns *tu,
+                                       char *why, size_t why_len)
 {
     double before, after;
 
     if (proc_cpu_seconds(t->server_pid, &before) == -1)
         return fail_with(why, why_len, "reading /proc/%d/stat: %s",
-                    (int)t->server_pid, errname(errno));
+                         (int)t->server_pid, errname(errno));
     long long until = client_deadline(2000);
     while (client_remaining_ms(until) > 0)
         if (turns_read(tu, client_remaining_ms(until), why, why_len) !=
@@ -218,11 +220,12 @@ static enum outcome exhaustion_no_spin(const struct target *t,
             return OUTCOME_FAIL;
     if (proc_cpu_seconds(t->server_pid, &after) == -1)
         return fail_with(why, why_len, "reading /proc/%d/stat: %s",
-                    (int)t->server_pid, errname(errno));
+                         (int)t->server_pid, errname(errno));
     if (after - before >= 0.5)
-        return fail_with(why, why_len, "the server used %.2f s of CPU in 2 s "
-                    "while out of descriptors: a busy accept() loop?",
-                    after - before);
+        return fail_with(why, why_len,
+                         "the server used %.2f s of CPU in 2 s "
+                         "while out of descriptors: a busy accept() loop?",
+                         after - before);
     return OUTCOME_PASS;
 }
 
@@ -233,8 +236,9 @@ enum outcome runner_fd_exhaustion(const struct run_ctx *ctx, char *why,
     struct server s;
 
     if (ctx->wrap)
-        return skip_with(why, why_len, "not under valgrind (it needs "
-                    "descriptors of its own)");
+        return skip_with(why, why_len,
+                         "not under valgrind (it needs "
+                         "descriptors of its own)");
     struct turns *tu = calloc(1, sizeof(*tu));
     if (tu == NULL)
         return fail_with(why, why_len, "calloc: out of memory");
@@ -284,9 +288,10 @@ static enum outcome graceful_ends(const int *fds, char *why, size_t why_len)
 
     for (int i = 0; i < 5; i++)
         if (client_drain_to_end(fds[i], deadline) == -1)
-            return fail_with(why, why_len, "client %d saw neither end of stream "
-                        "nor a reset after the server exited: %s", i,
-                        errname(errno));
+            return fail_with(why, why_len,
+                             "client %d saw neither end of stream "
+                             "nor a reset after the server exited: %s",
+                             i, errname(errno));
     return OUTCOME_PASS;
 }
 
@@ -338,10 +343,11 @@ static enum outcome serialized_steps(const struct target *t, char *why,
         o = fail_with(why, why_len, "client 1: send: %s", errname(errno));
     b.sent = sizeof(message);
     if (o == OUTCOME_PASS)
-        o = expect_quiet(b.fd, 1, 500, "while client 0 was still connected "
-                         "(an iterative server serves one at a time)", why,
-                         why_len);
-    close(fds[0]);  /* A leaves: now it is B's turn */
+        o = expect_quiet(b.fd, 1, 500,
+                         "while client 0 was still connected "
+                         "(an iterative server serves one at a time)",
+                         why, why_len);
+    close(fds[0]); /* A leaves: now it is B's turn */
     fds[0] = -1;
     if (o == OUTCOME_PASS)
         o = streams_pump(&b, 1, client_deadline(STEP_ECHO_MS), why, why_len);

@@ -27,11 +27,11 @@
 #include "opts.h"
 #include "steps.h"
 
-#define MAX_ARGV 48
-#define START_MS 10000          /* until "listening on" */
-#define START_WRAPPED_MS 60000  /* valgrind starts slowly */
-#define STOP_MS 10000           /* SIGTERM to exit; SPEC asks for 2 s */
-#define STOP_WRAPPED_MS 60000
+#define MAX_ARGV         48
+#define START_MS         10000 /* until "listening on" */
+#define START_WRAPPED_MS 60000 /* valgrind starts slowly */
+#define STOP_MS          10000 /* SIGTERM to exit; SPEC asks for 2 s */
+#define STOP_WRAPPED_MS  60000
 
 /* argv for execvp: $RUNNER_WRAP words (when wrapped), spec->argv, and
  * "-p 0" for a server that announces its port. words holds the copy of
@@ -132,7 +132,7 @@ static size_t read_stderr(const struct server *s, char *out, size_t len)
 
 bool server_stderr_has(const struct server *s, const char *needle)
 {
-    static char text[1 << 20];  /* tests run one at a time, in their own fork */
+    static char text[1 << 20]; /* tests run one at a time, in their own fork */
 
     read_stderr(s, text, sizeof(text));
     return strstr(text, needle) != NULL;
@@ -214,10 +214,14 @@ static enum outcome start_refused(struct server *s, int status, char *why,
     }
     server_stderr_tail(s, 10, stderr);
     if (WIFSIGNALED(status))
-        return fail_with(why, why_len, "the server died of signal %d (%s) before "
-                    "listening", WTERMSIG(status), strsignal(WTERMSIG(status)));
-    return fail_with(why, why_len, "the server exited with status %d before "
-                "listening", WEXITSTATUS(status));
+        return fail_with(why, why_len,
+                         "the server died of signal %d (%s) before "
+                         "listening",
+                         WTERMSIG(status), strsignal(WTERMSIG(status)));
+    return fail_with(why, why_len,
+                     "the server exited with status %d before "
+                     "listening",
+                     WEXITSTATUS(status));
 }
 
 /* Reads stdout until the "listening on" line, bounded. */
@@ -230,18 +234,22 @@ static enum outcome wait_announced(struct server *s, long long deadline,
 
     while (memchr(line, '\n', have) == NULL) {
         if (have == sizeof(line) - 1)
-            return fail_with(why, why_len, "no newline in the server's first "
-                        "%zu bytes of stdout", have);
+            return fail_with(why, why_len,
+                             "no newline in the server's first "
+                             "%zu bytes of stdout",
+                             have);
         if (client_wait(s->stdout_fd, POLLIN, deadline) == -1)
-            return fail_with(why, why_len, "no \"listening on\" line from the "
-                        "server: %s", errname(errno));
+            return fail_with(why, why_len,
+                             "no \"listening on\" line from the "
+                             "server: %s",
+                             errname(errno));
         ssize_t n = read(s->stdout_fd, line + have, sizeof(line) - 1 - have);
         if (n == -1 && errno == EINTR)
             continue;
         if (n == -1)
             return fail_with(why, why_len, "read(server stdout): %s",
-                        errname(errno));
-        if (n == 0) {  /* stdout closed: it exited (or closed it) */
+                             errname(errno));
+        if (n == 0) { /* stdout closed: it exited (or closed it) */
             while (!server_exited(s, &status) && client_remaining_ms(deadline))
                 client_sleep_ms(10);
             return start_refused(s, status, why, why_len);
@@ -251,8 +259,10 @@ static enum outcome wait_announced(struct server *s, long long deadline,
     line[have] = '\0';
     line[strcspn(line, "\n")] = '\0';
     if (parse_listening(line, s) == -1)
-        return fail_with(why, why_len, "the server's first line is not "
-                    "\"listening on HOST:PORT\": \"%s\"", line);
+        return fail_with(why, why_len,
+                         "the server's first line is not "
+                         "\"listening on HOST:PORT\": \"%s\"",
+                         line);
     return OUTCOME_PASS;
 }
 
@@ -273,8 +283,10 @@ static enum outcome wait_connectable(struct server *s, long long deadline,
             return start_refused(s, status, why, why_len);
         client_sleep_ms(20);
     }
-    return fail_with(why, why_len, "the server did not accept a connection on "
-                "port %d within %d s", s->port, START_MS / 1000);
+    return fail_with(why, why_len,
+                     "the server did not accept a connection on "
+                     "port %d within %d s",
+                     s->port, START_MS / 1000);
 }
 
 /* The stdout pipe and the stderr file of a server about to start. */
@@ -323,13 +335,13 @@ enum outcome server_start(struct server *s, const struct server_spec *spec,
         server_release(s);
         return fail_with(why, why_len, "fork: %s", errname(fork_errno));
     }
-    long long deadline = client_deadline(s->wrapped ? START_WRAPPED_MS
-                                                    : START_MS);
-    enum outcome o = spec->announces ? wait_announced(s, deadline, why, why_len)
-                                     : wait_connectable(s, deadline, why,
-                                                        why_len);
+    long long deadline =
+        client_deadline(s->wrapped ? START_WRAPPED_MS : START_MS);
+    enum outcome o = spec->announces
+                         ? wait_announced(s, deadline, why, why_len)
+                         : wait_connectable(s, deadline, why, why_len);
     if (o != OUTCOME_PASS) {
-        kill(s->pid, SIGKILL);  /* harmless if it has already exited */
+        kill(s->pid, SIGKILL); /* harmless if it has already exited */
         waitpid(s->pid, NULL, 0);
         server_release(s);
     }
@@ -361,12 +373,15 @@ static enum outcome judge_exit(const struct server *s, int status, char *why,
         return OUTCOME_PASS;
     if (WIFSIGNALED(status))
         return fail_with(why, why_len, "the server died of signal %d (%s)",
-                    WTERMSIG(status), strsignal(WTERMSIG(status)));
+                         WTERMSIG(status), strsignal(WTERMSIG(status)));
     if (s->wrapped && WEXITSTATUS(status) == 99)
-        return fail_with(why, why_len, "valgrind reported errors or leaks (exit "
-                    "99): see the server's stderr");
-    return fail_with(why, why_len, "the server exited with status %d after "
-                "SIGTERM (expected 0)", WEXITSTATUS(status));
+        return fail_with(why, why_len,
+                         "valgrind reported errors or leaks (exit "
+                         "99): see the server's stderr");
+    return fail_with(why, why_len,
+                     "the server exited with status %d after "
+                     "SIGTERM (expected 0)",
+                     WEXITSTATUS(status));
 }
 
 enum outcome server_stop(struct server *s, char *why, size_t why_len)
@@ -377,8 +392,10 @@ enum outcome server_stop(struct server *s, char *why, size_t why_len)
     if (server_exited(s, &status)) {
         char how[256] = "with status 0";
         judge_exit(s, status, how, sizeof(how));
-        return fail_with(why, why_len, "the server had already exited before "
-                    "SIGTERM (%s)", how);
+        return fail_with(why, why_len,
+                         "the server had already exited before "
+                         "SIGTERM (%s)",
+                         how);
     }
     if (kill(s->pid, SIGTERM) == -1)
         return fail_with(why, why_len, "kill(SIGTERM): %s", errname(errno));
@@ -387,8 +404,10 @@ enum outcome server_stop(struct server *s, char *why, size_t why_len)
     } else {
         kill(s->pid, SIGKILL);
         waitpid(s->pid, NULL, 0);
-        o = fail_with(why, why_len, "the server did not exit within %d s of "
-                 "SIGTERM (killed)", ms / 1000);
+        o = fail_with(why, why_len,
+                      "the server did not exit within %d s of "
+                      "SIGTERM (killed)",
+                      ms / 1000);
     }
     /* Whatever it forked (socat's per-connection children) goes too. */
     if (killpg(s->pid, SIGKILL) == -1 && errno != ESRCH)
@@ -408,8 +427,8 @@ void server_release(struct server *s)
 
 struct target server_target(const struct server *s)
 {
-    return (struct target){.host = s->host, .port = s->port,
-                           .server_pid = s->pid};
+    return (struct target){
+        .host = s->host, .port = s->port, .server_pid = s->pid};
 }
 
 int runner_free_port(void)
@@ -448,16 +467,16 @@ static void third_party_argv(const struct variant *v, int port,
 }
 
 /* binary, the row's options, then extra_args. */
-static void model_argv(const struct run_ctx *ctx,
-                       const char *const *extra_args, const char **argv)
+static void model_argv(const struct run_ctx *ctx, const char *const *extra_args,
+                       const char **argv)
 {
     int n = 0;
 
     argv[n++] = ctx->binary;
     for (int i = 0; i < VARIANT_ARGS && ctx->v->args[i] != NULL; i++)
         argv[n++] = ctx->v->args[i];
-    for (int i = 0; extra_args != NULL && extra_args[i] != NULL &&
-                    n < MAX_ARGV - 4; i++)
+    for (int i = 0;
+         extra_args != NULL && extra_args[i] != NULL && n < MAX_ARGV - 4; i++)
         argv[n++] = extra_args[i];
     argv[n] = NULL;
 }
@@ -469,8 +488,8 @@ enum outcome runner_start(const struct run_ctx *ctx, struct server *s,
 {
     const char *argv[MAX_ARGV];
     char storage[VARIANT_ARGS][160];
-    struct server_spec spec = {.argv = argv, .announces = true,
-                               .wrap = ctx->wrap};
+    struct server_spec spec = {
+        .argv = argv, .announces = true, .wrap = ctx->wrap};
 
     if (limits != NULL) {
         spec.nofile = limits->nofile;
@@ -483,7 +502,8 @@ enum outcome runner_start(const struct run_ctx *ctx, struct server *s,
     spec.announces = false;
     spec.port = runner_free_port();
     if (spec.port == -1)
-        return fail_with(why, why_len, "finding a free port: %s", errname(errno));
+        return fail_with(why, why_len, "finding a free port: %s",
+                         errname(errno));
     third_party_argv(ctx->v, spec.port, storage, argv);
     return server_start(s, &spec, why, why_len);
 }

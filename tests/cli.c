@@ -33,7 +33,8 @@ static const struct option long_options[] = {
 
 void cli_usage(FILE *out)
 {
-    fprintf(out,
+    fprintf(
+        out,
         "usage: echo-client [-H HOST] -p PORT\n"
         "         interactive: stdin to the server, its echo to stdout\n"
         "       echo-client suite [--only NAME] [--server-pid PID] [-H HOST] "
@@ -78,8 +79,10 @@ static int parse_seconds(const char *option, const char *text, double min,
     double value = strtod(text, &end);
     if (*text == '\0' || *end != '\0' || errno != 0 || !isfinite(value) ||
         value < min || value > 3600) {
-        snprintf(err, err_len, "%s: '%s' is not a number of seconds from %g "
-                 "to 3600", option, text, min);
+        snprintf(err, err_len,
+                 "%s: '%s' is not a number of seconds from %g "
+                 "to 3600",
+                 option, text, min);
         return -1;
     }
     *out = value;
@@ -90,9 +93,12 @@ static int parse_seconds(const char *option, const char *text, double min,
 static bool option_allowed(enum cli_command command, int c)
 {
     switch (c) {
-    case 'H': case 'p': case OPT_HELP:
+    case 'H':
+    case 'p':
+    case OPT_HELP:
         return true;
-    case OPT_ONLY: case OPT_SERVER_PID:
+    case OPT_ONLY:
+    case OPT_SERVER_PID:
         return command == CLI_SUITE;
     default:
         return command == CLI_BENCH;
@@ -115,8 +121,8 @@ static int parse_bench_option(int c, struct bench_opts *b, char *err,
         b->idle = (int)v;
         break;
     case 's':
-        rc = parse_int("--size", optarg, 1, 64L * 1024 * 1024, &v, err,
-                       err_len);
+        rc =
+            parse_int("--size", optarg, 1, 64L * 1024 * 1024, &v, err, err_len);
         b->size = (size_t)v;
         break;
     case 'd':
@@ -141,8 +147,10 @@ static int parse_option(int c, struct cli *out, char *err, size_t err_len)
     switch (c) {
     case 'H':
         if (!net_is_numeric_host(optarg)) {
-            snprintf(err, err_len, "--host: '%s' is not a numeric IPv4 or "
-                     "IPv6 address", optarg);
+            snprintf(err, err_len,
+                     "--host: '%s' is not a numeric IPv4 or "
+                     "IPv6 address",
+                     optarg);
             return -1;
         }
         out->host = optarg;
@@ -154,15 +162,17 @@ static int parse_option(int c, struct cli *out, char *err, size_t err_len)
         return 0;
     case OPT_ONLY:
         if (scenario_find(optarg) == NULL) {
-            snprintf(err, err_len, "--only: no scenario is called '%s' (see "
-                     "--help)", optarg);
+            snprintf(err, err_len,
+                     "--only: no scenario is called '%s' (see "
+                     "--help)",
+                     optarg);
             return -1;
         }
         out->only = optarg;
         return 0;
     case OPT_SERVER_PID:
-        if (parse_int("--server-pid", optarg, 1, INT_MAX, &v, err,
-                      err_len) == -1)
+        if (parse_int("--server-pid", optarg, 1, INT_MAX, &v, err, err_len) ==
+            -1)
             return -1;
         out->server_pid = (pid_t)v;
         return 0;
@@ -188,12 +198,12 @@ static int parse_command(int argc, char **argv, struct cli *out)
 static int parse_options(int argc, char **argv, struct cli *out, char *err,
                          size_t err_len)
 {
-    const char *shorts = out->command == CLI_BENCH ? ":H:p:c:i:s:d:w:"
-                                                   : ":H:p:";
+    const char *shorts =
+        out->command == CLI_BENCH ? ":H:p:c:i:s:d:w:" : ":H:p:";
     int c;
 
-    optind = 0;  /* glibc: 0 re-initialises getopt (the tests parse often) */
-    opterr = 0;  /* we word the errors ourselves */
+    optind = 0; /* glibc: 0 re-initialises getopt (the tests parse often) */
+    opterr = 0; /* we word the errors ourselves */
     while ((c = getopt_long(argc, argv, shorts, long_options, NULL)) != -1) {
         if (c == OPT_HELP) {
             out->command = CLI_HELP;
@@ -220,8 +230,7 @@ static int parse_options(int argc, char **argv, struct cli *out, char *err,
     return 0;
 }
 
-int cli_parse(int argc, char **argv, struct cli *out, char *err,
-              size_t err_len)
+int cli_parse(int argc, char **argv, struct cli *out, char *err, size_t err_len)
 {
     memset(out, 0, sizeof(*out));
     out->host = "127.0.0.1";

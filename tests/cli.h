@@ -21,8 +21,8 @@ struct cli {
     enum cli_command command;
     const char *host;
     int port;
-    const char *only;       /* suite: one scenario, or NULL for all */
-    pid_t server_pid;       /* suite: 0 = unknown */
+    const char *only; /* suite: one scenario, or NULL for all */
+    pid_t server_pid; /* suite: 0 = unknown */
     struct bench_opts bench;
 };
 

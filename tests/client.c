@@ -176,7 +176,7 @@ ssize_t client_recv_exact(int fd, void *data, size_t len, long long deadline,
             continue;
         }
         if (n == 0)
-            break;  /* end of stream: a short result */
+            break; /* end of stream: a short result */
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN || client_wait(fd, POLLIN, deadline) == -1) {
@@ -216,7 +216,7 @@ int client_drain_to_end(int fd, long long deadline)
         if (n > 0 || errno == EINTR)
             continue;
         if (errno != EAGAIN)
-            return 1;  /* ECONNRESET and friends: the end, abruptly */
+            return 1; /* ECONNRESET and friends: the end, abruptly */
         if (client_wait(fd, POLLIN, deadline) == -1)
             return -1;
     }

@@ -50,10 +50,10 @@ ssize_t client_recv_exact(int fd, void *data, size_t len, long long deadline,
 
 /* What arrives on a socket within a quiet period. */
 enum client_quiet {
-    QUIET_NOTHING,  /* nothing arrived: what we hoped */
-    QUIET_DATA,     /* bytes arrived (left unread) */
-    QUIET_EOF,      /* the peer closed */
-    QUIET_ERROR,    /* reset or another error; errno set */
+    QUIET_NOTHING, /* nothing arrived: what we hoped */
+    QUIET_DATA,    /* bytes arrived (left unread) */
+    QUIET_EOF,     /* the peer closed */
+    QUIET_ERROR,   /* reset or another error; errno set */
 };
 /* Waits ms milliseconds and says what, if anything, arrived on fd. */
 enum client_quiet client_expect_quiet(int fd, int ms);

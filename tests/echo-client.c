@@ -27,7 +27,7 @@
 #include "scenario.h"
 #include "sig.h"
 
-#define INTERACTIVE_SEND_MS 30000  /* a server that takes nothing for 30 s */
+#define INTERACTIVE_SEND_MS 30000 /* a server that takes nothing for 30 s */
 
 /* write(2) until all is written: stdout may be a pipe taking part of it. */
 static void write_all_stdout(const char *data, size_t len)
@@ -125,9 +125,18 @@ static int run_suite(const struct cli *c)
         if (c->only != NULL && s != scenario_find(c->only))
             continue;
         switch (s->run(&t, why, sizeof(why))) {
-        case OUTCOME_PASS: printf("PASS %s\n", s->name); passed++; break;
-        case OUTCOME_FAIL: printf("FAIL %s: %s\n", s->name, why); failed++; break;
-        case OUTCOME_SKIP: printf("SKIP %s: %s\n", s->name, why); skipped++; break;
+        case OUTCOME_PASS:
+            printf("PASS %s\n", s->name);
+            passed++;
+            break;
+        case OUTCOME_FAIL:
+            printf("FAIL %s: %s\n", s->name, why);
+            failed++;
+            break;
+        case OUTCOME_SKIP:
+            printf("SKIP %s: %s\n", s->name, why);
+            skipped++;
+            break;
         }
         fflush(stdout);
     }
@@ -140,7 +149,7 @@ static int run_suite(const struct cli *c)
 
 static int run_bench(const struct cli *c)
 {
-    struct bench_result *r = malloc(sizeof(*r));  /* the histogram: ~8 KiB */
+    struct bench_result *r = malloc(sizeof(*r)); /* the histogram: ~8 KiB */
 
     if (r == NULL)
         die("malloc");

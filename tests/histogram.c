@@ -4,7 +4,10 @@
 #include <math.h>
 #include <string.h>
 
-void hist_init(struct histogram *h) { memset(h, 0, sizeof(*h)); }
+void hist_init(struct histogram *h)
+{
+    memset(h, 0, sizeof(*h));
+}
 
 int hist_bucket(uint64_t value)
 {

@@ -10,9 +10,9 @@
 
 #include <stdint.h>
 
-#define HIST_SUB_BITS 4                  /* 16 sub-buckets per power of 2 */
-#define HIST_SUB (1 << HIST_SUB_BITS)
-#define HIST_BUCKETS ((64 - HIST_SUB_BITS + 1) * HIST_SUB)
+#define HIST_SUB_BITS 4 /* 16 sub-buckets per power of 2 */
+#define HIST_SUB      (1 << HIST_SUB_BITS)
+#define HIST_BUCKETS  ((64 - HIST_SUB_BITS + 1) * HIST_SUB)
 
 struct histogram {
     uint64_t counts[HIST_BUCKETS];

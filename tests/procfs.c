@@ -48,9 +48,10 @@ int proc_parse_stat(const char *text, char *state, unsigned long long *ticks)
     const char *p = strrchr(text, ')');
 
     /* After "pid (comm)": field 3 is the state, 14 utime, 15 stime. */
-    if (p == NULL || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
-                                   "%*u %llu %llu", state, &utime,
-                            &stime) != 3) {
+    if (p == NULL || sscanf(p + 1,
+                            " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+                            "%*u %llu %llu",
+                            state, &utime, &stime) != 3) {
         errno = EINVAL;
         return -1;
     }
@@ -129,7 +130,7 @@ int proc_fd_count(pid_t pid)
     while ((entry = readdir(dir)) != NULL)
         if (entry->d_name[0] != '.')
             count++;
-    int saved = errno;  /* readdir: NULL with errno set is an error */
+    int saved = errno; /* readdir: NULL with errno set is an error */
     closedir(dir);
     if (saved != 0) {
         errno = saved;

@@ -15,10 +15,10 @@
 
 /* From /proc/PID/status. */
 struct proc_status {
-    long rss_kib;             /* VmRSS */
-    long threads;             /* Threads */
-    long voluntary_ctxt;      /* voluntary_ctxt_switches */
-    long involuntary_ctxt;    /* nonvoluntary_ctxt_switches */
+    long rss_kib;          /* VmRSS */
+    long threads;          /* Threads */
+    long voluntary_ctxt;   /* voluntary_ctxt_switches */
+    long involuntary_ctxt; /* nonvoluntary_ctxt_switches */
 };
 
 /* Parses the text of /proc/PID/status. A field that is absent (VmRSS of a

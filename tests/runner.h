@@ -42,25 +42,25 @@
 /* ------------------------------------------------------ server processes */
 
 struct server_spec {
-    const char *const *argv;  /* program + arguments, NULL-terminated */
+    const char *const *argv; /* program + arguments, NULL-terminated */
     /* true: a model server: "-p 0" is appended, the port is read from its
      * "listening on HOST:PORT" line. false (socat): argv already holds
      * `port`; the runner waits until a connect succeeds. */
     bool announces;
     int port;
-    long nofile;       /* RLIMIT_NOFILE, soft = hard; 0 = inherited */
-    long sigpending;   /* RLIMIT_SIGPENDING; 0 = inherited */
-    bool wrap;         /* run under $RUNNER_WRAP (split on spaces) */
+    long nofile;     /* RLIMIT_NOFILE, soft = hard; 0 = inherited */
+    long sigpending; /* RLIMIT_SIGPENDING; 0 = inherited */
+    bool wrap;       /* run under $RUNNER_WRAP (split on spaces) */
 };
 
 struct server {
     pid_t pid;
     int port;
-    char host[64];             /* from its "listening on" line */
-    int stdout_fd;             /* the read end of its stdout */
-    char stderr_path[64];      /* its stderr, kept for diagnostics */
-    bool wrapped;              /* under valgrind: longer bounds */
-    bool third_party;          /* socat: any stop by SIGTERM is fine */
+    char host[64];        /* from its "listening on" line */
+    int stdout_fd;        /* the read end of its stdout */
+    char stderr_path[64]; /* its stderr, kept for diagnostics */
+    bool wrapped;         /* under valgrind: longer bounds */
+    bool third_party;     /* socat: any stop by SIGTERM is fine */
 };
 
 /* Starts the server and waits (bounded) until it listens. PASS, FAIL with
@@ -93,17 +93,17 @@ int runner_free_port(void);
 
 /* --------------------------------------------------------- the variants */
 
-#define VARIANT_ARGS 6
+#define VARIANT_ARGS  6
 #define VARIANT_EXTRA 4
 
 struct variant {
-    const char *name;        /* matrix row and Check suite: "04-epoll-events/edge" */
-    const char *dir;         /* model directory; NULL for a third party */
+    const char *name; /* matrix row and Check suite: "04-epoll-events/edge" */
+    const char *dir;  /* model directory; NULL for a third party */
     /* The model's options, NULL-terminated. A third-party row (dir NULL)
      * holds its whole command instead, "%d" standing for a free port. */
     const char *args[VARIANT_ARGS];
-    bool iterative;          /* one client at a time (01 --mode iterative) */
-    bool threaded;           /* run under `make tsan` */
+    bool iterative; /* one client at a time (01 --mode iterative) */
+    bool threaded;  /* run under `make tsan` */
     /* Model-specific runner scenarios (names in runner_scenarios[]). */
     const char *extra[VARIANT_EXTRA];
 };
@@ -114,8 +114,8 @@ extern const size_t variant_count;
 /* What a runner scenario gets: its row, and how to start its server. */
 struct run_ctx {
     const struct variant *v;
-    char binary[PATH_MAX];   /* this row's server binary */
-    bool wrap;               /* --valgrind: servers under $RUNNER_WRAP */
+    char binary[PATH_MAX]; /* this row's server binary */
+    bool wrap;             /* --valgrind: servers under $RUNNER_WRAP */
 };
 
 /* Starts ctx's server with the row's options, then extra_args (may be NULL),
@@ -143,11 +143,11 @@ typedef enum outcome (*runner_fn)(const struct run_ctx *ctx, char *why,
                                   size_t why_len);
 
 struct runner_scenario {
-    const char *name;    /* "capacity"; the Check test is "row:name" */
-    const char *column;  /* short matrix header, at most 6 characters */
+    const char *name;   /* "capacity"; the Check test is "row:name" */
+    const char *column; /* short matrix header, at most 6 characters */
     runner_fn run;
-    bool generic;        /* every model row runs it (not the third party);
-                            otherwise only rows that list it in extra[] */
+    bool generic; /* every model row runs it (not the third party);
+                     otherwise only rows that list it in extra[] */
 };
 
 /* Every runner scenario, generic and model-specific (check_models.c). */

@@ -18,7 +18,7 @@
 struct target {
     const char *host;
     int port;
-    pid_t server_pid;  /* 0 = unknown: the /proc checks are left out */
+    pid_t server_pid; /* 0 = unknown: the /proc checks are left out */
 };
 
 enum outcome { OUTCOME_PASS, OUTCOME_FAIL, OUTCOME_SKIP };
@@ -27,9 +27,9 @@ typedef enum outcome (*scenario_fn)(const struct target *t, char *why,
                                     size_t why_len);
 
 struct scenario {
-    const char *name;   /* "half-close" */
-    const char *does;   /* one line: what the client does */
-    scenario_fn run;    /* on FAIL or SKIP, writes the reason into why */
+    const char *name; /* "half-close" */
+    const char *does; /* one line: what the client does */
+    scenario_fn run;  /* on FAIL or SKIP, writes the reason into why */
 };
 
 extern const struct scenario scenarios[];

@@ -30,7 +30,7 @@ static int connect_one(const struct target *t, char *why, size_t why_len)
 
     if (fd == -1)
         fail_with(why, why_len, "connect to %s port %d: %s", t->host, t->port,
-             errname(errno));
+                  errname(errno));
     return fd;
 }
 
@@ -70,21 +70,22 @@ static enum outcome run_all_byte_values(const struct target *t, char *why,
     if (fd == -1)
         return OUTCOME_FAIL;
     for (int i = 0; i < 256; i++)
-        sent[i] = (unsigned char)i;  /* NUL, CR, LF, 0xff: nothing special */
+        sent[i] = (unsigned char)i; /* NUL, CR, LF, 0xff: nothing special */
     if (client_send_all(fd, sent, sizeof(sent), deadline) == -1 ||
         client_recv_exact(fd, got, sizeof(got), deadline, &have) == -1) {
         close(fd);
         return fail_with(why, why_len, "%s after %zu of 256 bytes echoed",
-                    errname(errno), have);
+                         errname(errno), have);
     }
     close(fd);
     if (have < sizeof(got))
         return fail_with(why, why_len, "server closed after %zu of 256 bytes",
-                    have);
+                         have);
     for (int i = 0; i < 256; i++)
         if (got[i] != sent[i])
-            return fail_with(why, why_len, "byte value 0x%02x came back as 0x%02x",
-                        i, got[i]);
+            return fail_with(why, why_len,
+                             "byte value 0x%02x came back as 0x%02x", i,
+                             got[i]);
     return OUTCOME_PASS;
 }
 
@@ -109,7 +110,7 @@ static enum outcome run_trickle(const struct target *t, char *why,
     if (net_set_nodelay(fd, true) == -1) {
         close(fd);
         return fail_with(why, why_len, "setsockopt(TCP_NODELAY): %s",
-                    errname(errno));
+                         errname(errno));
     }
     stream_init(&s, fd, 0, 3, 4096);
     s.chunk = 1;
@@ -138,7 +139,7 @@ static enum outcome run_pipelined(const struct target *t, char *why,
         if (client_send_all(fd, message, len, deadline) == -1) {
             close(fd);
             return fail_with(why, why_len, "send of message %d: %s", i,
-                        errname(errno));
+                             errname(errno));
         }
         s.sent += len;
     }
@@ -157,9 +158,9 @@ static enum outcome run_sequential_clients(const struct target *t, char *why,
         int fd = client_connect(t->host, t->port, STEP_CONNECT_MS);
         if (fd == -1)
             return fail_with(why, why_len, "connect of client %d: %s", i,
-                        errname(errno));
-        enum outcome o = echo_once(fd, i, 100 + (uint64_t)i, 32, STEP_ECHO_MS,
-                                   why, why_len);
+                             errname(errno));
+        enum outcome o =
+            echo_once(fd, i, 100 + (uint64_t)i, 32, STEP_ECHO_MS, why, why_len);
         close(fd);
         if (o != OUTCOME_PASS)
             return o;
@@ -182,8 +183,8 @@ static enum outcome run_concurrent_clients(const struct target *t, char *why,
         stream_init(&s[i], fds[i], i, 1000 + (uint64_t)i, 8192);
         s[i].chunk = 1024;
     }
-    enum outcome o = streams_pump(s, CLIENTS, client_deadline(STEP_LONG_MS),
-                                  why, why_len);
+    enum outcome o =
+        streams_pump(s, CLIENTS, client_deadline(STEP_LONG_MS), why, why_len);
     close_all(fds, CLIENTS);
     return o;
 }
@@ -224,13 +225,13 @@ static enum outcome reset_one(const struct target *t, int round, char *why,
         client_recv_exact(fd, &first, 1, deadline, NULL) != 1) {
         close(fd);
         return fail_with(why, why_len, "round %d: no echo before the reset: %s",
-                    round, errname(errno));
+                         round, errname(errno));
     }
     /* SO_LINGER {1, 0} + close: RST, with unread echo still queued on both
      * sides. The server's next send gets EPIPE/ECONNRESET. */
     if (client_abort(fd) == -1)
         return fail_with(why, why_len, "setsockopt(SO_LINGER): %s",
-                    errname(errno));
+                         errname(errno));
     return OUTCOME_PASS;
 }
 
@@ -303,8 +304,7 @@ const struct scenario scenarios[] = {
     {"half-close", "sends 256 KiB, then shutdown(SHUT_WR)", run_half_close},
     {"reset-mid-stream", "sends, then aborts with RST (SO_LINGER 0)",
      run_reset_mid_stream},
-    {"connect-and-close", "100 connects closed at once",
-     run_connect_and_close},
+    {"connect-and-close", "100 connects closed at once", run_connect_and_close},
     {"idle-then-active", "idles 2 s, then echoes", run_idle_then_active},
     {"slow-reader", "sends 16 MiB without reading, then reads it all",
      run_slow_reader},

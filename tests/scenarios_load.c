@@ -18,14 +18,13 @@
 #include "procfs.h"
 #include "steps.h"
 
-#define MIB (1024 * 1024)
-#define SLOW_READER_BYTES (16 * MIB)
-#define SLOW_READER_STALL_MS 1000  /* no progress this long = backpressure */
-#define RSS_GROWTH_MAX_KIB (8 * 1024)
+#define MIB                  (1024 * 1024)
+#define SLOW_READER_BYTES    (16 * MIB)
+#define SLOW_READER_STALL_MS 1000 /* no progress this long = backpressure */
+#define RSS_GROWTH_MAX_KIB   (8 * 1024)
 
 /* Prefixes the reason already in why with context. */
-static enum outcome add_context(const char *context, char *why,
-                                size_t why_len)
+static enum outcome add_context(const char *context, char *why, size_t why_len)
 {
     char reason[512];
 
@@ -41,8 +40,8 @@ static enum outcome served_meanwhile(const struct target *t, int id,
     int fd = client_connect(t->host, t->port, STEP_CONNECT_MS);
 
     if (fd == -1)
-        return fail_with(why, why_len, "%s: connect of client %d: %s", context, id,
-                    errname(errno));
+        return fail_with(why, why_len, "%s: connect of client %d: %s", context,
+                         id, errname(errno));
     enum outcome o = echo_once(fd, id, seed, 1024, STEP_ECHO_MS, why, why_len);
     close(fd);
     return o == OUTCOME_PASS ? o : add_context(context, why, why_len);
@@ -56,24 +55,24 @@ static enum outcome rss_bounded(const struct target *t,
 
     if (proc_read_status(t->server_pid, &now) == -1)
         return fail_with(why, why_len, "reading /proc/%d/status: %s",
-                    (int)t->server_pid, errname(errno));
+                         (int)t->server_pid, errname(errno));
     long growth = now.rss_kib - before->rss_kib;
     if (growth >= RSS_GROWTH_MAX_KIB)
-        return fail_with(why, why_len, "server RSS grew by %ld KiB (from %ld to "
-                    "%ld) while a client did not read: unbounded backlog?",
-                    growth, before->rss_kib, now.rss_kib);
+        return fail_with(why, why_len,
+                         "server RSS grew by %ld KiB (from %ld to "
+                         "%ld) while a client did not read: unbounded backlog?",
+                         growth, before->rss_kib, now.rss_kib);
     return OUTCOME_PASS;
 }
 
-enum outcome run_slow_reader(const struct target *t, char *why,
-                             size_t why_len)
+enum outcome run_slow_reader(const struct target *t, char *why, size_t why_len)
 {
     struct proc_status before;
     struct stream s;
 
     if (t->server_pid > 0 && proc_read_status(t->server_pid, &before) == -1)
         return fail_with(why, why_len, "reading /proc/%d/status: %s",
-                    (int)t->server_pid, errname(errno));
+                         (int)t->server_pid, errname(errno));
     int fd = client_connect(t->host, t->port, STEP_CONNECT_MS);
     if (fd == -1)
         return fail_with(why, why_len, "connect: %s", errname(errno));
@@ -97,29 +96,28 @@ enum outcome run_slow_reader(const struct target *t, char *why,
 
 /* ------------------------------------------------------------ slowloris */
 
-#define LORIS_CLIENTS 50
-#define LORIS_BYTES 4          /* one a second: about 3 s in all */
-#define ACTIVE_ROUNDS 200
+#define LORIS_CLIENTS  50
+#define LORIS_BYTES    4 /* one a second: about 3 s in all */
+#define ACTIVE_ROUNDS  200
 #define ACTIVE_MESSAGE 64
 
 struct slowloris {
     struct stream loris[LORIS_CLIENTS];
-    struct stream active;  /* 200 round trips, one message at a time */
-    int ticks;             /* bytes sent so far by each slowloris client */
+    struct stream active; /* 200 round trips, one message at a time */
+    int ticks;            /* bytes sent so far by each slowloris client */
     long long next_tick;
     long long deadline;
 };
 
 /* One byte from every slowloris client. */
-static enum outcome loris_tick(struct slowloris *sl, char *why,
-                               size_t why_len)
+static enum outcome loris_tick(struct slowloris *sl, char *why, size_t why_len)
 {
     for (int i = 0; i < LORIS_CLIENTS; i++) {
         struct stream *s = &sl->loris[i];
         uint8_t byte = pattern_byte(s->seed, s->sent);
         if (client_send_all(s->fd, &byte, 1, sl->deadline) == -1)
-            return fail_with(why, why_len, "slowloris client %d: send: %s", s->id,
-                        errname(errno));
+            return fail_with(why, why_len, "slowloris client %d: send: %s",
+                             s->id, errname(errno));
         s->sent++;
     }
     sl->ticks++;
@@ -128,8 +126,7 @@ static enum outcome loris_tick(struct slowloris *sl, char *why,
 }
 
 /* Closed loop: the next message goes out once the last one is back. */
-static enum outcome active_send(struct slowloris *sl, char *why,
-                                size_t why_len)
+static enum outcome active_send(struct slowloris *sl, char *why, size_t why_len)
 {
     struct stream *a = &sl->active;
     char message[ACTIVE_MESSAGE];
@@ -139,8 +136,8 @@ static enum outcome active_send(struct slowloris *sl, char *why,
     pattern_fill(a->seed, a->sent, message, sizeof(message));
     if (client_send_all(a->fd, message, sizeof(message), sl->deadline) == -1)
         return fail_with(why, why_len, "active client: send of round %llu: %s",
-                    (unsigned long long)(a->sent / ACTIVE_MESSAGE),
-                    errname(errno));
+                         (unsigned long long)(a->sent / ACTIVE_MESSAGE),
+                         errname(errno));
     a->sent += sizeof(message);
     return OUTCOME_PASS;
 }
@@ -189,10 +186,11 @@ static int slowloris_timeout(const struct slowloris *sl)
 static enum outcome slowloris_timed_out(const struct slowloris *sl, char *why,
                                         size_t why_len)
 {
-    return fail_with(why, why_len, "timed out: the active client finished %llu of "
-                "%d round trips beside %d slowloris clients",
-                (unsigned long long)(sl->active.received / ACTIVE_MESSAGE),
-                ACTIVE_ROUNDS, LORIS_CLIENTS);
+    return fail_with(why, why_len,
+                     "timed out: the active client finished %llu of "
+                     "%d round trips beside %d slowloris clients",
+                     (unsigned long long)(sl->active.received / ACTIVE_MESSAGE),
+                     ACTIVE_ROUNDS, LORIS_CLIENTS);
 }
 
 /* One turn: tick if due, send the next message, wait, read what came. */
@@ -210,8 +208,9 @@ static enum outcome slowloris_turn(struct slowloris *sl, char *why,
     int k = slowloris_poll_set(sl, pfd, who);
     int ready = poll(pfd, (nfds_t)k, slowloris_timeout(sl));
     if (ready == -1)
-        return errno == EINTR ? OUTCOME_PASS
-                              : fail_with(why, why_len, "poll: %s", errname(errno));
+        return errno == EINTR
+                   ? OUTCOME_PASS
+                   : fail_with(why, why_len, "poll: %s", errname(errno));
     if (ready == 0 && client_remaining_ms(sl->deadline) == 0)
         return slowloris_timed_out(sl, why, why_len);
     for (int j = 0; j < k; j++) {
@@ -225,7 +224,7 @@ static enum outcome slowloris_turn(struct slowloris *sl, char *why,
 
 /* After the run, every slowloris client must still be connected. */
 static enum outcome loris_still_connected(struct slowloris *sl, char *why,
-                                         size_t why_len)
+                                          size_t why_len)
 {
     for (int i = 0; i < LORIS_CLIENTS; i++)
         if (expect_quiet(sl->loris[i].fd, sl->loris[i].id, 0,
@@ -284,8 +283,7 @@ static enum outcome idle_untouched(const int *fds, char *why, size_t why_len)
 }
 
 /* Each idle client sends one byte: all are still served. */
-static enum outcome idle_still_served(const int *fds, char *why,
-                                      size_t why_len)
+static enum outcome idle_still_served(const int *fds, char *why, size_t why_len)
 {
     struct stream *s = calloc(IDLE_CLIENTS, sizeof(*s));
 
@@ -299,8 +297,8 @@ static enum outcome idle_still_served(const int *fds, char *why,
     return o;
 }
 
-static enum outcome many_idle_run(const struct target *t, int *fds,
-                                  char *why, size_t why_len)
+static enum outcome many_idle_run(const struct target *t, int *fds, char *why,
+                                  size_t why_len)
 {
     if (connect_many(t, fds, IDLE_CLIENTS, why, why_len) != OUTCOME_PASS)
         return OUTCOME_FAIL;
@@ -322,11 +320,12 @@ enum outcome run_many_idle(const struct target *t, char *why, size_t why_len)
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
         return fail_with(why, why_len, "getrlimit(RLIMIT_NOFILE): %s",
-                    errname(errno));
+                         errname(errno));
     if (rl.rlim_cur < IDLE_CLIENTS + 64)
-        return skip_with(why, why_len, "this client may open only %llu "
-                    "descriptors (RLIMIT_NOFILE); %d are needed",
-                    (unsigned long long)rl.rlim_cur, IDLE_CLIENTS + 64);
+        return skip_with(why, why_len,
+                         "this client may open only %llu "
+                         "descriptors (RLIMIT_NOFILE); %d are needed",
+                         (unsigned long long)rl.rlim_cur, IDLE_CLIENTS + 64);
     int *fds = calloc(IDLE_CLIENTS, sizeof(*fds));
     if (fds == NULL)
         return fail_with(why, why_len, "calloc: out of memory");

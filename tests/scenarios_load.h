@@ -6,8 +6,7 @@
 
 #include "scenario.h"
 
-enum outcome run_slow_reader(const struct target *t, char *why,
-                             size_t why_len);
+enum outcome run_slow_reader(const struct target *t, char *why, size_t why_len);
 enum outcome run_slowloris(const struct target *t, char *why, size_t why_len);
 enum outcome run_many_idle(const struct target *t, char *why, size_t why_len);
 

@@ -94,11 +94,11 @@ static enum outcome stream_write_some(struct stream *s, bool once, char *why,
         ;
     if (rc == -1)
         return fail_with(why, why_len, "client %d: send after %llu bytes: %s",
-                    s->id, (unsigned long long)s->sent, errname(errno));
+                         s->id, (unsigned long long)s->sent, errname(errno));
     if (s->sent == s->total && s->shut_after && !s->shut_done) {
         if (shutdown(s->fd, SHUT_WR) == -1)
             return fail_with(why, why_len, "client %d: shutdown(SHUT_WR): %s",
-                        s->id, errname(errno));
+                             s->id, errname(errno));
         s->shut_done = true;
     }
     return OUTCOME_PASS;
@@ -108,17 +108,19 @@ static enum outcome check_echo(struct stream *s, const char *data, size_t n,
                                char *why, size_t why_len)
 {
     if (s->received + n > s->sent)
-        return fail_with(why, why_len, "client %d: got %llu bytes back but sent "
-                    "only %llu", s->id,
-                    (unsigned long long)(s->received + n),
-                    (unsigned long long)s->sent);
+        return fail_with(why, why_len,
+                         "client %d: got %llu bytes back but sent "
+                         "only %llu",
+                         s->id, (unsigned long long)(s->received + n),
+                         (unsigned long long)s->sent);
     long long bad = pattern_check(s->seed, s->received, data, n);
     if (bad >= 0) {
         uint64_t at = s->received + (uint64_t)bad;
-        return fail_with(why, why_len, "client %d: echo differs at byte %llu "
-                    "(sent 0x%02x, got 0x%02x)", s->id,
-                    (unsigned long long)at, pattern_byte(s->seed, at),
-                    (uint8_t)data[bad]);
+        return fail_with(why, why_len,
+                         "client %d: echo differs at byte %llu "
+                         "(sent 0x%02x, got 0x%02x)",
+                         s->id, (unsigned long long)at,
+                         pattern_byte(s->seed, at), (uint8_t)data[bad]);
     }
     s->received += n;
     return OUTCOME_PASS;
@@ -140,13 +142,16 @@ enum outcome stream_read_some(struct stream *s, char *why, size_t why_len)
         if (n == -1 && errno == EAGAIN)
             return OUTCOME_PASS;
         if (n == 0)
-            return fail_with(why, why_len, "client %d: server closed after %llu "
-                        "of %llu bytes echoed", s->id,
-                        (unsigned long long)s->received,
-                        (unsigned long long)s->total);
-        return fail_with(why, why_len, "client %d: recv after %llu bytes echoed: "
-                    "%s", s->id, (unsigned long long)s->received,
-                    errname(errno));
+            return fail_with(why, why_len,
+                             "client %d: server closed after %llu "
+                             "of %llu bytes echoed",
+                             s->id, (unsigned long long)s->received,
+                             (unsigned long long)s->total);
+        return fail_with(why, why_len,
+                         "client %d: recv after %llu bytes echoed: "
+                         "%s",
+                         s->id, (unsigned long long)s->received,
+                         errname(errno));
     }
     return OUTCOME_PASS;
 }
@@ -163,11 +168,12 @@ static enum outcome pump_timed_out(struct stream *s, size_t n, char *why,
         else if (first == n)
             first = i;
     }
-    return fail_with(why, why_len, "timed out: %zu of %zu echoes complete; client "
-                "%d got %llu of %llu bytes back (%llu sent)", done, n,
-                s[first].id, (unsigned long long)s[first].received,
-                (unsigned long long)s[first].total,
-                (unsigned long long)s[first].sent);
+    return fail_with(
+        why, why_len,
+        "timed out: %zu of %zu echoes complete; client "
+        "%d got %llu of %llu bytes back (%llu sent)",
+        done, n, s[first].id, (unsigned long long)s[first].received,
+        (unsigned long long)s[first].total, (unsigned long long)s[first].sent);
 }
 
 /* Fills pfd with the streams that still want something; returns how many. */
@@ -210,7 +216,8 @@ enum outcome streams_pump(struct stream *s, size_t n, long long deadline,
         result = fail_with(why, why_len, "calloc: out of memory");
         goto done;
     }
-    while (result == OUTCOME_PASS && (k = pump_poll_set(s, n, pfd, index)) > 0) {
+    while (result == OUTCOME_PASS &&
+           (k = pump_poll_set(s, n, pfd, index)) > 0) {
         int ready = poll(pfd, k, client_remaining_ms(deadline));
         if (ready == -1 && errno == EINTR)
             continue;
@@ -219,7 +226,8 @@ enum outcome streams_pump(struct stream *s, size_t n, long long deadline,
         } else if (ready == 0) {
             result = pump_timed_out(s, n, why, why_len);
         } else {
-            for (size_t j = 0; j < k && result == OUTCOME_PASS && ready > 0; j++)
+            for (size_t j = 0; j < k && result == OUTCOME_PASS && ready > 0;
+                 j++)
                 result = pump_ready(&s[index[j]], &pfd[j], why, why_len);
         }
     }
@@ -239,16 +247,18 @@ enum outcome stream_push_until_stall(struct stream *s, int stall_ms,
         if (s->sent == s->total)
             break;
         if (client_remaining_ms(deadline) == 0)
-            return fail_with(why, why_len, "client %d: still sending at the "
-                        "deadline (%llu bytes sent)", s->id,
-                        (unsigned long long)s->sent);
+            return fail_with(why, why_len,
+                             "client %d: still sending at the "
+                             "deadline (%llu bytes sent)",
+                             s->id, (unsigned long long)s->sent);
         int wait = stall_ms < client_remaining_ms(deadline)
-                       ? stall_ms : client_remaining_ms(deadline);
+                       ? stall_ms
+                       : client_remaining_ms(deadline);
         if (client_wait(s->fd, POLLOUT, client_deadline(wait)) == -1) {
             if (errno == ETIMEDOUT)
-                return OUTCOME_PASS;  /* stalled: backpressure reached */
+                return OUTCOME_PASS; /* stalled: backpressure reached */
             return fail_with(why, why_len, "client %d: poll: %s", s->id,
-                        errname(errno));
+                             errname(errno));
         }
     }
     return OUTCOME_PASS;
@@ -273,41 +283,46 @@ enum outcome expect_eof(int fd, int id, long long deadline, char *why,
         if (n == 0)
             return OUTCOME_PASS;
         if (n == 1)
-            return fail_with(why, why_len, "client %d: a byte (0x%02x) came after "
-                        "the whole echo, instead of end of stream", id,
-                        (uint8_t)byte);
+            return fail_with(why, why_len,
+                             "client %d: a byte (0x%02x) came after "
+                             "the whole echo, instead of end of stream",
+                             id, (uint8_t)byte);
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN)
-            return fail_with(why, why_len, "client %d: recv: %s instead of end of "
-                        "stream", id, errname(errno));
+            return fail_with(why, why_len,
+                             "client %d: recv: %s instead of end of "
+                             "stream",
+                             id, errname(errno));
         if (client_wait(fd, POLLIN, deadline) == -1)
-            return fail_with(why, why_len, "client %d: no end of stream: %s", id,
-                        errname(errno));
+            return fail_with(why, why_len, "client %d: no end of stream: %s",
+                             id, errname(errno));
     }
 }
 
-enum outcome expect_quiet(int fd, int id, int ms, const char *what,
-                          char *why, size_t why_len)
+enum outcome expect_quiet(int fd, int id, int ms, const char *what, char *why,
+                          size_t why_len)
 {
     switch (client_expect_quiet(fd, ms)) {
     case QUIET_NOTHING:
         return OUTCOME_PASS;
     case QUIET_DATA:
-        return fail_with(why, why_len, "client %d: got data within %d ms %s", id,
-                    ms, what);
+        return fail_with(why, why_len, "client %d: got data within %d ms %s",
+                         id, ms, what);
     case QUIET_EOF:
-        return fail_with(why, why_len, "client %d: server closed it within %d ms "
-                    "%s", id, ms, what);
+        return fail_with(why, why_len,
+                         "client %d: server closed it within %d ms "
+                         "%s",
+                         id, ms, what);
     case QUIET_ERROR:
         break;
     }
     return fail_with(why, why_len, "client %d: %s within %d ms %s", id,
-                errname(errno), ms, what);
+                     errname(errno), ms, what);
 }
 
-enum outcome connect_many(const struct target *t, int *fds, size_t n,
-                          char *why, size_t why_len)
+enum outcome connect_many(const struct target *t, int *fds, size_t n, char *why,
+                          size_t why_len)
 {
     for (size_t i = 0; i < n; i++)
         fds[i] = -1;
@@ -316,8 +331,10 @@ enum outcome connect_many(const struct target *t, int *fds, size_t n,
         if (fds[i] == -1) {
             int err = errno;
             close_all(fds, i);
-            return fail_with(why, why_len, "connect of client %zu to %s port %d: "
-                        "%s", i, t->host, t->port, errname(err));
+            return fail_with(why, why_len,
+                             "connect of client %zu to %s port %d: "
+                             "%s",
+                             i, t->host, t->port, errname(err));
         }
     }
     return OUTCOME_PASS;
@@ -353,19 +370,21 @@ enum outcome wait_fds_back(const struct target *t, int baseline,
         count = proc_fd_count(t->server_pid);
         if (count == -1)
             return fail_with(why, why_len, "reading /proc/%d/fd: %s",
-                        (int)t->server_pid, errname(errno));
+                             (int)t->server_pid, errname(errno));
         if (count <= baseline)
             return OUTCOME_PASS;
         client_sleep_ms(20);
     }
-    return fail_with(why, why_len, "descriptor leak: the server holds %d fds, %d "
-                "more than before %s", count, count - baseline, after);
+    return fail_with(why, why_len,
+                     "descriptor leak: the server holds %d fds, %d "
+                     "more than before %s",
+                     count, count - baseline, after);
 }
 
 enum outcome check_alive(const struct target *t, char *why, size_t why_len)
 {
     if (t->server_pid > 0 && !proc_alive(t->server_pid))
         return fail_with(why, why_len, "the server (pid %d) is dead",
-                    (int)t->server_pid);
+                         (int)t->server_pid);
     return OUTCOME_PASS;
 }

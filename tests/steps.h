@@ -19,8 +19,8 @@
 
 /* Timeouts of the steps: generous, because they only say "this hung". */
 #define STEP_CONNECT_MS 5000
-#define STEP_ECHO_MS 10000
-#define STEP_LONG_MS 20000
+#define STEP_ECHO_MS    10000
+#define STEP_LONG_MS    20000
 
 /* Writes the reason into why and returns OUTCOME_FAIL (or OUTCOME_SKIP). */
 enum outcome fail_with(char *why, size_t why_len, const char *fmt, ...)
@@ -34,13 +34,13 @@ const char *errname(int err);
  * `seed` go out, and each byte that comes back is checked at its offset. */
 struct stream {
     int fd;
-    int id;             /* "client <id>" in reasons */
+    int id; /* "client <id>" in reasons */
     uint64_t seed;
-    uint64_t total;     /* bytes to send in all */
+    uint64_t total; /* bytes to send in all */
     uint64_t sent;
-    uint64_t received;  /* echoed and verified */
-    size_t chunk;       /* most bytes per send() (interleaves clients) */
-    bool shut_after;    /* shutdown(SHUT_WR) once everything is sent */
+    uint64_t received; /* echoed and verified */
+    size_t chunk;      /* most bytes per send() (interleaves clients) */
+    bool shut_after;   /* shutdown(SHUT_WR) once everything is sent */
     bool shut_done;
 };
 
@@ -72,13 +72,13 @@ enum outcome expect_eof(int fd, int id, long long deadline, char *why,
                         size_t why_len);
 
 /* Expects nothing at all on fd for ms milliseconds ("what" says why). */
-enum outcome expect_quiet(int fd, int id, int ms, const char *what,
-                          char *why, size_t why_len);
+enum outcome expect_quiet(int fd, int id, int ms, const char *what, char *why,
+                          size_t why_len);
 
 /* Connects n clients (fds[i] = socket, non-blocking). On failure closes the
  * ones it opened (all fds[] = -1) and says which connect failed. */
-enum outcome connect_many(const struct target *t, int *fds, size_t n,
-                          char *why, size_t why_len);
+enum outcome connect_many(const struct target *t, int *fds, size_t n, char *why,
+                          size_t why_len);
 /* Closes every fds[i] >= 0 and sets it to -1. */
 void close_all(int *fds, size_t n);
 
