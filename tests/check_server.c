@@ -189,12 +189,24 @@ static int parse_listening(const char *line, struct server *s)
     return 0;
 }
 
-/* Has the server exited? Reaps it and stores its status if so. */
+/* Has the server exited? Reaps it (once) and gives its wait status. */
 static bool server_exited(struct server *s, int *status)
 {
-    pid_t r = waitpid(s->pid, status, WNOHANG);
+    if (!s->reaped && waitpid(s->pid, &s->wait_status, WNOHANG) == s->pid)
+        s->reaped = true;
+    *status = s->wait_status;
+    return s->reaped;
+}
 
-    return r == s->pid || (r == -1 && errno == ECHILD);
+/* SIGKILL and reap: for a server that hangs or failed to start. */
+static void server_kill(struct server *s)
+{
+    if (s->reaped)
+        return;  /* its pid may belong to someone else by now */
+    kill(s->pid, SIGKILL);
+    while (waitpid(s->pid, &s->wait_status, 0) == -1 && errno == EINTR)
+        ;
+    s->reaped = true;
 }
 
 /* Why a server that exited before listening did so: SKIP when it says the
@@ -341,8 +353,7 @@ enum outcome server_start(struct server *s, const struct server_spec *spec,
                          ? wait_announced(s, deadline, why, why_len)
                          : wait_connectable(s, deadline, why, why_len);
     if (o != OUTCOME_PASS) {
-        kill(s->pid, SIGKILL); /* harmless if it has already exited */
-        waitpid(s->pid, NULL, 0);
+        server_kill(s);
         server_release(s);
     }
     return o;
@@ -402,8 +413,7 @@ enum outcome server_stop(struct server *s, char *why, size_t why_len)
     if (wait_exit(s, ms, &status)) {
         o = judge_exit(s, status, why, why_len);
     } else {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
+        server_kill(s);
         o = fail_with(why, why_len,
                       "the server did not exit within %d s of "
                       "SIGTERM (killed)",

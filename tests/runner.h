@@ -61,17 +61,21 @@ struct server {
     char stderr_path[64]; /* its stderr, kept for diagnostics */
     bool wrapped;         /* under valgrind: longer bounds */
     bool third_party;     /* socat: any stop by SIGTERM is fine */
+    bool reaped;          /* it has exited and been waited for */
+    int wait_status;      /* then waitpid()'s status (WIFEXITED...) */
 };
 
-/* Starts the server and waits (bounded) until it listens. PASS, FAIL with
- * the reason (and the tail of its stderr in why), or SKIP when it exited 1
- * before listening with "unavailable" on stderr (e.g. io_uring refused):
- * then why holds that line. s needs no cleanup unless PASS. */
+/* Starts the server and waits (bounded) until it listens. PASS; FAIL with
+ * the reason in why (the tail of its stderr goes to our stderr); or SKIP
+ * when it exited 1 before listening with "unavailable" on stderr (e.g.
+ * io_uring refused): then why holds that line. Needs server_release()
+ * only after a PASS. */
 enum outcome server_start(struct server *s, const struct server_spec *spec,
                           char *why, size_t why_len);
 
 /* SIGTERM, then waits up to 10 s (60 s wrapped); SIGKILL if it hangs.
- * PASS iff it exited with status 0 (third party: stopped by SIGTERM).
+ * PASS iff it exited with status 0 (third party: stopped by SIGTERM);
+ * s->wait_status then holds the raw status for a caller that wants more.
  * Also kills what it left in its process group (socat's forks). */
 enum outcome server_stop(struct server *s, char *why, size_t why_len);
 
