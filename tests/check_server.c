@@ -202,7 +202,7 @@ static bool server_exited(struct server *s, int *status)
 static void server_kill(struct server *s)
 {
     if (s->reaped)
-        return;  /* its pid may belong to someone else by now */
+        return; /* its pid may belong to someone else by now */
     kill(s->pid, SIGKILL);
     while (waitpid(s->pid, &s->wait_status, 0) == -1 && errno == EINTR)
         ;
