@@ -297,7 +297,7 @@ int matrix_add_suites(SRunner *sr, const struct matrix_opts *o)
     char root[PATH_MAX], missing[1024] = "";
     bool matched = false;
 
-    if (find_root(root, sizeof(root)) == -1 || open_notes() == -1) {
+    if (find_root(root, sizeof(root)) == -1) {
         fprintf(stderr, "runner: cannot set up: %s\n", strerror(errno));
         return -1;
     }
@@ -325,6 +325,9 @@ int matrix_add_suites(SRunner *sr, const struct matrix_opts *o)
         fprintf(stderr, "runner: no model or row matches '%s'\n", o->model);
         return -1;
     }
+    /* Only now: an early exit leaves no notes file behind in /tmp. */
+    if (cell_count > 0 && open_notes() == -1)
+        return -1;
     if (missing[0] != '\0')
         printf("runner: not built, so not run:%s\n", missing);
     printf("runner: %zu rows, %zu tests, servers from %s\n", row_count,
