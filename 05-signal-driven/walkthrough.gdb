@@ -7,7 +7,7 @@ handle SIGINT nostop print pass
 # The server's messages. gdb only hears of a signal the kernel is about to
 # *deliver* (run a handler or the default action); these are blocked and
 # taken by sigwaitinfo(), so gdb never sees them and these lines change
-# nothing - until someone unblocks one (exercise 4 of the README): then
+# nothing - until someone unblocks one (see the README's gdb tour): then
 # gdb would stop at every socket event (SIG35 = SIGRTMIN + 1) without them.
 handle SIGIO nostop noprint pass
 handle SIG35 nostop noprint pass
