@@ -27,12 +27,14 @@
  * queue is this thread's queue of pending signals; wParam is si_fd;
  * WSAGETSELECTEVENT(lParam) is si_band (POLLIN ~ FD_READ and FD_ACCEPT,
  * POLLOUT ~ FD_WRITE, POLLHUP/POLLERR ~ FD_CLOSE); WSAGETSELECTERROR(lParam)
- * is getsockopt(SO_ERROR); WSAAsyncSelect(s, hwnd, 0, 0) is clearing O_ASYNC.
+ * is getsockopt(SO_ERROR); WSAAsyncSelect(s, hwnd, 0, 0) is clearing O_ASYNC;
+ * SetTimer/WM_TIMER is setitimer/SIGALRM (the EMFILE retry).
  *
  * Try:  ./server -v                      then: nc 127.0.0.1 9005
- *       prlimit --sigpending=4 ./server -v  with many clients: overflow
- * gdb:  make gdb M=05   (walkthrough.gdb: break on_signal, on_readable;
- *       gdb needs "handle SIG35 nostop noprint pass", see README)
+ *       prlimit --sigpending=8 ./server -v  and 50 clients: overflow
+ * gdb:  make gdb M=05   (walkthrough.gdb: break on_signal, on_readable).
+ *       gdb never sees the blocked messages, and Ctrl-C stops the server,
+ *       not gdb: SIGINT is a message too (see README).
  */
 #include <errno.h>
 #include <fcntl.h>
