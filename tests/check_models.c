@@ -25,8 +25,8 @@ const struct variant variants[] = {
     {.name = "04-epoll-events/edge",
      .dir = "04-epoll-events",
      .args = {"--edge"}},
-    /* extra: "sigpending" (tests/check_signal.c) */
-    {.name = "05-signal-driven", .dir = "05-signal-driven"},
+    {.name = "05-signal-driven", .dir = "05-signal-driven",
+     .extra = {"sigpending"}},  /* tests/check_sigio.c */
     {.name = "06-aio-overlapped/wait",
      .dir = "06-aio-overlapped",
      .args = {"--notify", "wait"},
@@ -61,6 +61,7 @@ const struct runner_scenario runner_scenarios[] = {
     {"capacity", "cap", runner_capacity, true},
     {"fd-exhaustion", "emfile", runner_fd_exhaustion, true},
     {"graceful-shutdown", "term", runner_graceful_shutdown, true},
+    {"sigpending", "sigq", runner_sigpending, false},
     /* Model-specific ones go here, e.g.
      * {"fd-setsize", "fdset", runner_fd_setsize, false}, */
 };

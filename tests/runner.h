@@ -178,5 +178,8 @@ enum outcome runner_serialized(const struct run_ctx *ctx, char *why,
  * enum outcome runner_sigpending(const struct run_ctx *, char *, size_t);
  * enum outcome runner_uring_refused(const struct run_ctx *, char *, size_t);
  */
+/* 05: realtime-signal queue overflow (tests/check_sigio.c). */
+enum outcome runner_sigpending(const struct run_ctx *ctx, char *why,
+                               size_t why_len);
 
 #endif
