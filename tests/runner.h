@@ -178,6 +178,10 @@ enum outcome runner_serialized(const struct run_ctx *ctx, char *why,
  * enum outcome runner_sigpending(const struct run_ctx *, char *, size_t);
  * enum outcome runner_uring_refused(const struct run_ctx *, char *, size_t);
  */
+/* Every model's first row: its walkthrough.gdb still hits every stop
+ * (tests/check_tour.c). */
+enum outcome runner_gdb_tour(const struct run_ctx *ctx, char *why,
+                             size_t why_len);
 /* 05: realtime-signal queue overflow (tests/check_sigio.c). */
 enum outcome runner_sigpending(const struct run_ctx *ctx, char *why,
                                size_t why_len);
