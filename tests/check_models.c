@@ -38,20 +38,23 @@ const struct variant variants[] = {
      .dir = "06-aio-overlapped",
      .args = {"--notify", "callback"},
      .threaded = true},
-    /* extra (one row is enough): "uring-refused" (tests/check_uring.c) */
+    /* 07: "uring-refused" in tests/check_iocp.c, on every row: it takes
+     * a few milliseconds, and each -t must handle the refusal. */
     {.name = "07-completion-port/t1",
      .dir = "07-completion-port",
      .args = {"-t", "1"},
      .threaded = true,
-     .extra = {"gdb-tour"}},
+     .extra = {"uring-refused", "gdb-tour"}},
     {.name = "07-completion-port/t2",
      .dir = "07-completion-port",
      .args = {"-t", "2"},
-     .threaded = true},
+     .threaded = true,
+     .extra = {"uring-refused"}},
     {.name = "07-completion-port/t4",
      .dir = "07-completion-port",
      .args = {"-t", "4"},
-     .threaded = true},
+     .threaded = true,
+     .extra = {"uring-refused"}},
     /* The known-good third party: if a scenario fails here, the scenario
      * is wrong, not the models. */
     {.name = "socat",
@@ -67,6 +70,7 @@ const struct runner_scenario runner_scenarios[] = {
     {"graceful-shutdown", "term", runner_graceful_shutdown, true},
     {"sigpending", "sigq", runner_sigpending, false},
     {"gdb-tour", "gdb", runner_gdb_tour, false},
+    {"uring-refused", "refuse", runner_uring_refused, false},
     /* Model-specific ones go here, e.g.
      * {"fd-setsize", "fdset", runner_fd_setsize, false}, */
 };

@@ -185,5 +185,9 @@ enum outcome runner_gdb_tour(const struct run_ctx *ctx, char *why,
 /* 05: realtime-signal queue overflow (tests/check_sigio.c). */
 enum outcome runner_sigpending(const struct run_ctx *ctx, char *why,
                                size_t why_len);
+/* 07: io_uring refused by a seccomp filter; the server must say so and
+ * exit 1 (tests/check_iocp.c). */
+enum outcome runner_uring_refused(const struct run_ctx *ctx, char *why,
+                                  size_t why_len);
 
 #endif
