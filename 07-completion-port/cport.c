@@ -13,8 +13,8 @@
  *
  *   sq_lock  one poster at a time: take an SQE, fill it, submit it. Held for
  *            a few instructions and one io_uring_enter() that does not wait.
- *   cq_lock  one completer at a time: the thread holding it waits in the
- *            kernel for the next CQE, copies it out, marks it seen, and lets
+ *   cq_lock  one completer at a time: the thread holding it sleeps until
+ *            the next CQE arrives, copies it out, marks it seen, and lets
  *            go; the other idle workers wait on the mutex behind it. So the
  *            threads take turns at the queue (a "leader/followers" pool), but
  *            they *handle* their completions in parallel.
@@ -25,10 +25,7 @@
  *
  * Why one completer at a time: two threads reading the CQ at once could
  * both take the entry at the head, or advance the head past an entry that
- * neither has read. (The wait must also not touch the SQ: with
- * IORING_FEAT_EXT_ARG, io_uring_wait_cqe_timeout passes the timeout to the
- * kernel directly; without it liburing would queue a timeout SQE behind our
- * sq_lock's back, so cport_create requires the feature.)
+ * neither has read.
  *
  * What IOCP does differently: there the queue lives in the kernel, and
  * GetQueuedCompletionStatus is safe from any thread with no lock of ours.
@@ -53,6 +50,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -125,10 +123,6 @@ int cport_create(struct cport *port, unsigned max_in_flight,
     int rc = io_uring_queue_init_params(SQ_ENTRIES, &port->ring, &params);
     if (rc < 0)
         return rc;  /* -EPERM, -ENOSYS: io_uring refused (PITFALLS 12) */
-    if (!(params.features & IORING_FEAT_EXT_ARG)) {
-        io_uring_queue_exit(&port->ring);
-        return -ENOSYS;  /* kernel < 5.11: see "one completer" above */
-    }
     port->cq_entries = params.cq_entries;
     /* Win32: 0 means one running thread per CPU. */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -303,19 +297,37 @@ int cport_cancel_all(struct cport *port)
 
 /* ---- completing: cq_lock, one CQE */
 
+/* Sleeps until the ring has a CQE for us (0), or for timeout_ms (-ETIME).
+ * The ring's descriptor polls readable when a CQE is queued, so a plain
+ * poll() does the waiting. (io_uring_wait_cqe would wait in io_uring_enter
+ * instead; valgrind does not know that call can block, and holds its one
+ * big lock through it: every other thread of the process stops.) */
+static int wait_cqe(struct cport *port, int timeout_ms,
+                    struct io_uring_cqe **cqe)
+{
+    struct pollfd pfd = {.fd = port->ring.ring_fd, .events = POLLIN};
+
+    for (;;) {
+        /* peek: no system call when a CQE is there already (it does enter
+         * the kernel to flush an overflowed CQ, which ours never is). */
+        int rc = io_uring_peek_cqe(&port->ring, cqe);
+        if (rc != -EAGAIN)
+            return rc;
+        int n = poll(&pfd, 1, timeout_ms);
+        if (n == 0)
+            return -ETIME;
+        if (n == -1 && errno != EINTR)
+            return -errno;  /* EINTR: a signal; look again */
+    }
+}
+
 /* One CQE's user_data and result, taken off the queue under cq_lock. */
 static int take_cqe(struct cport *port, int timeout_ms, uint64_t *user_data,
                     int *res)
 {
     struct io_uring_cqe *cqe;
-    struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
-                                   .tv_nsec = (timeout_ms % 1000) * 1000000LL};
-    int rc;
 
-    do {
-        rc = timeout_ms < 0 ? io_uring_wait_cqe(&port->ring, &cqe)
-                            : io_uring_wait_cqe_timeout(&port->ring, &cqe, &ts);
-    } while (rc == -EINTR);  /* EINTR: a signal or task work; wait again */
+    int rc = wait_cqe(port, timeout_ms, &cqe);
     if (rc < 0)
         return rc;  /* -ETIME: the time ran out */
     /* No multishot requests here, so every CQE is its request's last

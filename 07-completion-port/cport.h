@@ -1,19 +1,21 @@
 /* cport.h - a completion port on io_uring: the notes' IOCP, call for call.
  *
- *   Win32 (the notes)                      here
+ *   Win32 (the notes)                       here
  *   CreateIoCompletionPort(INVALID_HANDLE,  cport_create(port, max_in_flight,
  *       NULL, 0, concurrency)                   concurrency)
- *   CreateIoCompletionPort(socket, port,   cport_associate(port, handle, fd, key)
- *       key, 0)
- *   AcceptEx(listen, accept_socket, ...,   cport_post_accept(port, listener, io,
- *       &overlapped)                           accept_handle)
- *   WSARecv(socket, &wsabuf, ..., &ov)     cport_post_recv(port, handle, io, buf, len)
- *   WSASend(socket, &wsabuf, ..., &ov)     cport_post_send(port, handle, io, buf, len)
- *   CancelIoEx(socket, NULL)               cport_post_cancel(port, handle, io)
+ *   CreateIoCompletionPort(socket, port,    cport_associate(port, handle,
+ *       key, 0)                                 fd, key)
+ *   AcceptEx(listen, accept_socket, ...,    cport_post_accept(port, listener,
+ *       &overlapped)                            io, accept_handle)
+ *   WSARecv(socket, &wsabuf, ..., &ov)      cport_post_recv(port, handle, io,
+ *                                               buf, len)
+ *   WSASend(socket, &wsabuf, ..., &ov)      cport_post_send(port, handle, io,
+ *                                               buf, len)
+ *   CancelIoEx(socket, NULL)                cport_post_cancel(port, handle, io)
  *   GetQueuedCompletionStatus(port, &bytes, cport_get(port, &done, timeout_ms)
  *       &key, &overlapped, timeout)
- *   PostQueuedCompletionStatus(port, ...)  cport_post_message(port, message)
- *   CloseHandle(port)                      cport_destroy(port)
+ *   PostQueuedCompletionStatus(port, ...)   cport_post_message(port, message)
+ *   CloseHandle(port)                       cport_destroy(port)
  *
  * The per-socket context is the completion key (what the caller passes to
  * cport_associate); the per-I/O context is struct cport_io, the OVERLAPPED:
@@ -21,7 +23,7 @@
  *
  * One io_uring, one completion queue, shared by any number of worker
  * threads: every function here may be called from any thread. How the
- * sharing is made safe is explained in cport.c, above struct cport's locks.
+ * sharing is made safe is explained at the top of cport.c.
  *
  * Also here: the notes' fixed-size pool (a free-index stack), used for both
  * kinds of context, so that no context is malloc'd per client or per call.
@@ -43,7 +45,8 @@ enum cport_op {
     CPORT_RECV,     /* WSARecv */
     CPORT_SEND,     /* WSASend */
     CPORT_CANCEL,   /* CancelIoEx: cancel everything in flight on a socket */
-    CPORT_TIMER,    /* no Win32 twin on the port: a timer whose expiry is a completion */
+    CPORT_TIMER,    /* a timer whose expiry is a completion (no Win32 twin
+                       on the port itself) */
 };
 
 /* A socket associated with the port (what CreateIoCompletionPort(socket,
@@ -60,8 +63,8 @@ struct cport_handle {
 struct cport_io {
     enum cport_op op;
     struct cport_handle *handle;        /* posted on this socket */
-    struct cport_handle *accept_handle; /* ACCEPT: gets the new socket (AcceptEx's
-                                           sAcceptSocket) */
+    struct cport_handle *accept_handle; /* ACCEPT: who gets the new socket
+                                           (AcceptEx's sAcceptSocket) */
     unsigned generation;    /* handle->generation when posted: a completion
                                carrying an older one is stale */
     bool in_flight;         /* posted, completion not yet taken */

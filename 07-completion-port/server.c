@@ -136,7 +136,8 @@ int main(int argc, char **argv)
     log_init("iocp", opts.verbose);
     stats_init(&stats);
     if (threads == 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);  /* the notes' GetSystemInfo */
+        /* Win32: GetSystemInfo -> dwNumberOfProcessors */
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         threads = cpus > 0 ? (int)cpus : 1;
     }
     /* IORING_OP_SEND never raises SIGPIPE (PITFALLS 9); this covers the
@@ -172,11 +173,13 @@ int main(int argc, char **argv)
  * the listener's cancel; one quit message per worker. */
 static void setup_port(void)
 {
-    unsigned ios = 2 * (unsigned)opts.max_clients + (unsigned)accepts_target + 2;
+    unsigned ios = 2 * (unsigned)opts.max_clients + (unsigned)accepts_target
+                   + 2;
+    unsigned in_flight = ios + (unsigned)threads + 1;
     char why[160];
 
     /* Win32: CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, N) */
-    int rc = cport_create(&port, ios + (unsigned)threads + 1, (unsigned)threads);
+    int rc = cport_create(&port, in_flight, (unsigned)threads);
     if (rc == -EPERM || rc == -ENOSYS) {
         /* A sysctl or a container's seccomp profile (PITFALLS 12). */
         log_info("io_uring_queue_init_params: %s (io_uring unavailable here)",
@@ -345,20 +348,22 @@ static void on_accept(struct cport_completion *done)
                     sizeof(c->peer)) == -1)
         snprintf(c->peer, sizeof(c->peer), "?");
     pthread_mutex_lock(&c->lock);
-    if (atomic_load(&stopping))
-        close(done->fd);  /* too late: shutdown has begun */
-    else /* Win32: CreateIoCompletionPort(socket, port, (ULONG_PTR)c, 0) */
+    bool late = atomic_load(&stopping);
+    if (!late) /* Win32: CreateIoCompletionPort(socket, port, (ULONG_PTR)c, 0) */
         cport_associate(&port, &c->handle, done->fd, c);
     pthread_mutex_unlock(&c->lock);
-    if (c->handle.fd != -1) {
+    if (late) {
+        close(done->fd);  /* shutdown has begun: too late for this one */
+    } else {
         int now = stats_client_opened(&stats);
         log_event("accept fd=%d peer=%s clients=%d (worker %d)", done->fd,
                   c->peer, now, worker_id);
     }
-    if (c->handle.fd == -1 || !conn_post(c, io, CPORT_RECV))
-        cport_pool_put(&io_pool, io);
-    conn_release(c);    /* the accept's reference */
-    accepts_top_up();   /* the notes: post another AcceptEx at once */
+    if (!late && conn_post(c, io, CPORT_RECV))
+        conn_release(c);  /* the accept's reference; the recv holds one */
+    else
+        conn_done(c, io, "accept", ECANCELED);
+    accepts_top_up();     /* the notes: post another AcceptEx at once */
 }
 
 /* [S5] A recv finished: its bytes are in c->echo. Echo them.
@@ -380,9 +385,10 @@ static void on_recv_complete(struct cport_completion *done)
               worker_id);
     buf_commit(&c->echo, done->bytes);
     /* From conn_post on, another worker may own io and c->echo. */
-    if (!conn_post(c, io, CPORT_SEND))
-        cport_pool_put(&io_pool, io);
-    conn_release(c);  /* this recv's reference */
+    if (conn_post(c, io, CPORT_SEND))
+        conn_release(c);  /* this recv's reference; the send holds one */
+    else
+        conn_done(c, io, "recv", ECANCELED);  /* shutdown is cancelling c */
 }
 
 /* [S6] A send finished. A short send is normal: post the rest. All of it
@@ -404,9 +410,10 @@ static void on_send_complete(struct cport_completion *done)
     if (!buf_empty(&c->echo))
         log_trace("short send fd=%d: %zu bytes to go", c->handle.fd,
                   buf_len(&c->echo));
-    if (!conn_post(c, io, buf_empty(&c->echo) ? CPORT_RECV : CPORT_SEND))
-        cport_pool_put(&io_pool, io);
-    conn_release(c);  /* this send's reference */
+    if (conn_post(c, io, buf_empty(&c->echo) ? CPORT_RECV : CPORT_SEND))
+        conn_release(c);  /* this send's reference */
+    else
+        conn_done(c, io, "send", ECANCELED);
 }
 
 /* A cancel finished (bytes = how many operations it found). */
@@ -440,25 +447,23 @@ static bool conn_post(struct conn *c, struct cport_io *io, enum cport_op op)
 
     pthread_mutex_lock(&c->lock);
     bool ok = !c->closing && !atomic_load(&stopping);
-    if (ok && op == CPORT_RECV) {
+    if (ok)
         c->refs++;
-        /* Win32: WSARecv(socket, &wsabuf, 1, NULL, &flags, &ov, NULL) */
+    if (ok && op == CPORT_RECV) /* Win32: WSARecv(s, &wsabuf, 1, .., &ov) */
         rc = cport_post_recv(&port, &c->handle, io, buf_tail(&c->echo),
                              buf_space(&c->echo));
-    } else if (ok) {
-        c->refs++;
-        /* Win32: WSASend(socket, &wsabuf, 1, NULL, 0, &ov, NULL) */
+    else if (ok)                /* Win32: WSASend(s, &wsabuf, 1, .., &ov) */
         rc = cport_post_send(&port, &c->handle, io, buf_head(&c->echo),
                              buf_len(&c->echo));
-    }
     pthread_mutex_unlock(&c->lock);
     if (rc < 0)
         die_code(-rc, "cport_post (fd=%d)", c->handle.fd);
     return ok;
 }
 
-/* [S7] An operation ended the conn's chain: 0 bytes (the client left, or
- * shut down its side, and all it sent was echoed), an error, or a cancel. */
+/* [S7] This completion ends the conn's chain of operations: 0 bytes (the
+ * client left, or shut down its side, and all it sent was echoed), an
+ * error, or a cancel. Its io goes back to the pool, its reference too. */
 static void conn_done(struct conn *c, struct cport_io *io, const char *what,
                       int error)
 {

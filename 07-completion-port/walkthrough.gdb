@@ -1,5 +1,9 @@
 # walkthrough.gdb - 07-completion-port: a guided tour. Start with: make gdb M=07
-# (add ARGS="-t 2" for two workers; the default is one per CPU)
+# (ARGS="-t 2" for two workers; the default is one per CPU.) The stops are
+# functions that stay real functions in the optimized sanitizer builds too;
+# the README's gdb tour adds the completion handlers (on_recv_complete...),
+# which those builds inline. "if c->handle.fd != -1": only conns with a
+# client, not the ones reserved for accepts that shutdown cancels.
 set pagination off
 set print pretty on
 handle SIGPIPE nostop noprint pass
@@ -8,17 +12,15 @@ handle SIGINT nostop print pass
 # A new thread is news the first time only.
 set print thread-events off
 
-break on_accept if done->error == 0
+break cport_associate
 commands
   silent
-  echo \n[tour 1] on_accept: an AcceptEx-style accept completed, on a worker thread\n
-  echo The completion (GetQueuedCompletionStatus's out-parameters): fd is the new socket\n
-  print *done
-  echo Its key is the listener's; the conn reserved when the accept was posted:\n
-  set var $c = (struct conn *) done->io->accept_handle->key
-  print $c->handle
-  print $c->refs
-  echo Every thread: main (in sigsuspend), the workers (one here, the rest waiting):\n
+  echo \n[tour 1] cport_associate: CreateIoCompletionPort(socket, port, key) - the listener\n
+  echo at start-up, then each accepted client, on the worker that took its accept\n
+  print fd
+  print key
+  echo The handle's generation goes up by one: a new life for this per-socket context\n
+  print *handle
   info threads
   if $tour_batch
     continue
@@ -28,67 +30,51 @@ end
 break conn_post
 commands
   silent
-  echo \n[tour 2] conn_post: post the next operation (CPORT_RECV or CPORT_SEND) on this conn\n
+  echo \n[tour 2] conn_post: post this conn's next operation (WSARecv or WSASend)\n
   print op
-  echo refs counts the operations in flight; the one being handled still holds its own:\n
+  echo refs: operations in flight on it, plus the completion being handled now\n
   print c->refs
   print c->handle
+  echo The bytes waiting to be echoed (a send sends them, a recv appends):\n
+  print c->echo
   if $tour_batch
     continue
   end
 end
 
-break on_recv_complete
+break conn_release if c->handle.fd != -1
 commands
   silent
-  echo \n[tour 3] on_recv_complete: a recv finished; bytes = what the kernel put in c->echo\n
-  print *done
-  echo The per-socket context (the completion key): the bytes are there, not yet counted\n
-  set var $c = (struct conn *) done->key
-  print $c->handle
-  print $c->echo
-  print $c->peer
-  echo The per-I/O context (the OVERLAPPED) that came back with it:\n
-  print *done->io
-  echo Which worker took it (the -vv log says it too):\n
-  print worker_id
-  if $tour_batch
-    continue
-  end
-end
-
-break on_send_complete
-commands
-  silent
-  echo \n[tour 4] on_send_complete: the echo was sent (a short send posts the rest)\n
-  print done->bytes
-  print ((struct conn *) done->key)->echo.len
-  echo Where each thread is now:\n
-  thread apply all bt 3
-  if $tour_batch
-    continue
-  end
-end
-
-break conn_close if c->handle.fd != -1
-commands
-  silent
-  echo \n[tour 5] conn_close: the last reference is gone, nothing is in flight: close, reuse\n
+  echo \n[tour 3] conn_release: a handler is done with its completion; drop its reference\n
   print c->refs
-  print c->handle
-  print conn_pool.free_count
+  echo Each thread: this worker, the others in cport_get (one in poll, the rest on cq_lock):\n
+  thread apply all bt 4
   if $tour_batch
     continue
   end
 end
 
-break shutdown_server
+break conn_done if c->handle.fd != -1
 commands
   silent
-  echo \n[tour 6] shutdown_server: main cancels, waits for every completion, posts quits\n
-  print port.in_flight
-  print port.cq_entries
-  print accepts_posted
+  echo \n[tour 4] conn_done: the conn's last operation ended (error 0: the client left)\n
+  print what
+  print error
+  print c->peer
+  echo When refs reaches 0 in conn_release, conn_close closes the socket, reuses c\n
+  print c->refs
+  if $tour_batch
+    continue
+  end
+end
+
+break cport_post_message
+commands
+  silent
+  echo \n[tour 5] cport_post_message: after SIGTERM, main has waited for every completion\n
+  echo and now posts one quit message per worker (PostQueuedCompletionStatus)\n
+  print message
+  print port->in_flight
   info threads
   if $tour_batch
     continue
