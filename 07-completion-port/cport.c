@@ -117,9 +117,13 @@ int cport_create(struct cport *port, unsigned max_in_flight,
     /* Size the CQ for every operation that can be in flight, twice over.
      * A full CQ is not fatal on modern kernels (IORING_FEAT_NODROP keeps the
      * overflow in kernel memory), but it is slow and, on older ones, lossy:
-     * never needing it is the simple guarantee. */
-    params.flags = IORING_SETUP_CQSIZE;
+     * never needing it is the simple guarantee. CLAMP: past the kernel's
+     * largest CQ (65536), take that one, still larger than max_in_flight
+     * for any -c the server accepts. */
+    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
     params.cq_entries = 2 * max_in_flight;
+    if (params.cq_entries < 2 * SQ_ENTRIES)
+        params.cq_entries = 2 * SQ_ENTRIES;  /* the kernel wants CQ >= SQ */
     int rc = io_uring_queue_init_params(SQ_ENTRIES, &port->ring, &params);
     if (rc < 0)
         return rc;  /* -EPERM, -ENOSYS: io_uring refused (PITFALLS 12) */
