@@ -56,7 +56,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sanitizer/asan_interface.h>  /* no-ops unless built with ASan */
+#include <sanitizer/asan_interface.h> /* no-ops unless built with ASan */
 
 #include "err.h"
 
@@ -123,15 +123,15 @@ int cport_create(struct cport *port, unsigned max_in_flight,
     params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
     params.cq_entries = 2 * max_in_flight;
     if (params.cq_entries < 2 * SQ_ENTRIES)
-        params.cq_entries = 2 * SQ_ENTRIES;  /* the kernel wants CQ >= SQ */
+        params.cq_entries = 2 * SQ_ENTRIES; /* the kernel wants CQ >= SQ */
     int rc = io_uring_queue_init_params(SQ_ENTRIES, &port->ring, &params);
     if (rc < 0)
-        return rc;  /* -EPERM, -ENOSYS: io_uring refused (PITFALLS 12) */
+        return rc; /* -EPERM, -ENOSYS: io_uring refused (PITFALLS 12) */
     port->cq_entries = params.cq_entries;
     /* Win32: 0 means one running thread per CPU. */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    port->concurrency = concurrency > 0 ? concurrency
-                                        : (unsigned)(cpus > 0 ? cpus : 1);
+    port->concurrency =
+        concurrency > 0 ? concurrency : (unsigned)(cpus > 0 ? cpus : 1);
     atomic_init(&port->in_flight, 0);
     pthread_mutex_init(&port->sq_lock, NULL);
     pthread_mutex_init(&port->cq_lock, NULL);
@@ -158,7 +158,7 @@ void cport_destroy(struct cport *port)
 void cport_associate(struct cport *port, struct cport_handle *handle, int fd,
                      void *key)
 {
-    (void)port;  /* nothing to tell the kernel: see struct cport_handle */
+    (void)port; /* nothing to tell the kernel: see struct cport_handle */
     handle->fd = fd;
     handle->key = key;
     handle->generation++;
@@ -195,7 +195,7 @@ static int submit_locked(struct cport *port, struct io_uring_sqe *sqe,
     int rc;
     do {
         rc = io_uring_submit(&port->ring);
-    } while (rc == -EINTR);  /* EINTR: a signal; the SQE is still queued */
+    } while (rc == -EINTR); /* EINTR: a signal; the SQE is still queued */
     pthread_mutex_unlock(&port->sq_lock);
     return rc < 0 ? rc : 0;
 }
@@ -207,7 +207,7 @@ static int post_io(struct cport *port, struct io_uring_sqe *sqe,
     io->op = op;
     io->handle = handle;
     io->generation = handle != NULL ? handle->generation : 0;
-    assert(!io->in_flight);  /* an OVERLAPPED is posted once at a time */
+    assert(!io->in_flight); /* an OVERLAPPED is posted once at a time */
     io->in_flight = true;
     return submit_locked(port, sqe, ud_from_io(io));
 }
@@ -321,7 +321,7 @@ static int wait_cqe(struct cport *port, int timeout_ms,
         if (n == 0)
             return -ETIME;
         if (n == -1 && errno != EINTR)
-            return -errno;  /* EINTR: a signal; look again */
+            return -errno; /* EINTR: a signal; look again */
     }
 }
 
@@ -333,16 +333,16 @@ static int take_cqe(struct cport *port, int timeout_ms, uint64_t *user_data,
 
     int rc = wait_cqe(port, timeout_ms, &cqe);
     if (rc < 0)
-        return rc;  /* -ETIME: the time ran out */
+        return rc; /* -ETIME: the time ran out */
     /* No multishot requests here, so every CQE is its request's last
      * (PITFALLS 5: a multishot one would need IORING_CQE_F_MORE checked). */
     assert(!(cqe->flags & IORING_CQE_F_MORE));
     *user_data = io_uring_cqe_get_data64(cqe);
     *res = cqe->res;
-    io_uring_cqe_seen(&port->ring, cqe);  /* the slot is the kernel's again */
+    io_uring_cqe_seen(&port->ring, cqe); /* the slot is the kernel's again */
     /* acq_rel: acquire pairs with submit_locked's release (see there). */
-    if (atomic_fetch_sub_explicit(&port->in_flight, 1,
-                                  memory_order_acq_rel) == 1) {
+    if (atomic_fetch_sub_explicit(&port->in_flight, 1, memory_order_acq_rel) ==
+        1) {
         pthread_mutex_lock(&port->idle_lock);
         pthread_cond_broadcast(&port->idle);
         pthread_mutex_unlock(&port->idle_lock);
@@ -350,8 +350,7 @@ static int take_cqe(struct cport *port, int timeout_ms, uint64_t *user_data,
     return 0;
 }
 
-int cport_get(struct cport *port, struct cport_completion *done,
-              int timeout_ms)
+int cport_get(struct cport *port, struct cport_completion *done, int timeout_ms)
 {
     uint64_t user_data;
     int res, rc;
@@ -372,12 +371,12 @@ int cport_get(struct cport *port, struct cport_completion *done,
         return 0;
     }
     struct cport_io *io = ud_to_io(user_data);
-    assert(io->in_flight);  /* one CQE per post: never two for one io */
+    assert(io->in_flight); /* one CQE per post: never two for one io */
     io->in_flight = false;
     done->io = io;
     done->key = io->handle != NULL ? io->handle->key : NULL;
     if (res < 0)
-        done->error = -res;  /* the kernel's -errno: GetLastError() */
+        done->error = -res; /* the kernel's -errno: GetLastError() */
     else if (io->op == CPORT_ACCEPT)
         done->fd = res;
     else

@@ -41,12 +41,12 @@
 
 /* What an operation was; it comes back in the completion. */
 enum cport_op {
-    CPORT_ACCEPT,   /* AcceptEx */
-    CPORT_RECV,     /* WSARecv */
-    CPORT_SEND,     /* WSASend */
-    CPORT_CANCEL,   /* CancelIoEx: cancel everything in flight on a socket */
-    CPORT_TIMER,    /* a timer whose expiry is a completion (no Win32 twin
-                       on the port itself) */
+    CPORT_ACCEPT, /* AcceptEx */
+    CPORT_RECV,   /* WSARecv */
+    CPORT_SEND,   /* WSASend */
+    CPORT_CANCEL, /* CancelIoEx: cancel everything in flight on a socket */
+    CPORT_TIMER,  /* a timer whose expiry is a completion (no Win32 twin
+                     on the port itself) */
 };
 
 /* A socket associated with the port (what CreateIoCompletionPort(socket,
@@ -55,8 +55,8 @@ enum cport_op {
  * on this handle carries this key. */
 struct cport_handle {
     int fd;
-    void *key;              /* the completion key: the per-socket context */
-    unsigned generation;    /* bumped by each cport_associate: a new life */
+    void *key;           /* the completion key: the per-socket context */
+    unsigned generation; /* bumped by each cport_associate: a new life */
 };
 
 /* The per-I/O context: the OVERLAPPED. */
@@ -65,36 +65,36 @@ struct cport_io {
     struct cport_handle *handle;        /* posted on this socket */
     struct cport_handle *accept_handle; /* ACCEPT: who gets the new socket
                                            (AcceptEx's sAcceptSocket) */
-    unsigned generation;    /* handle->generation when posted: a completion
-                               carrying an older one is stale */
-    bool in_flight;         /* posted, completion not yet taken */
-    void *buf;              /* RECV/SEND: the WSABUF */
+    unsigned generation; /* handle->generation when posted: a completion
+                            carrying an older one is stale */
+    bool in_flight;      /* posted, completion not yet taken */
+    void *buf;           /* RECV/SEND: the WSABUF */
     size_t len;
-    struct sockaddr_storage peer;       /* ACCEPT: the client's address */
+    struct sockaddr_storage peer; /* ACCEPT: the client's address */
     socklen_t peer_len;
-    struct __kernel_timespec timeout;   /* TIMER */
+    struct __kernel_timespec timeout; /* TIMER */
 };
 
 /* The out-parameters of GetQueuedCompletionStatus, in one struct. */
 struct cport_completion {
-    struct cport_io *io;    /* lpOverlapped; NULL for a posted message */
-    void *key;              /* lpCompletionKey (NULL for messages, timers) */
-    size_t bytes;           /* lpNumberOfBytesTransferred (RECV, SEND) */
-    int fd;                 /* ACCEPT: the new socket */
-    int error;              /* 0, or the errno (GetLastError) */
-    unsigned message;       /* what cport_post_message sent, when io is NULL */
+    struct cport_io *io; /* lpOverlapped; NULL for a posted message */
+    void *key;           /* lpCompletionKey (NULL for messages, timers) */
+    size_t bytes;        /* lpNumberOfBytesTransferred (RECV, SEND) */
+    int fd;              /* ACCEPT: the new socket */
+    int error;           /* 0, or the errno (GetLastError) */
+    unsigned message;    /* what cport_post_message sent, when io is NULL */
 };
 
 /* The port. Fields are the module's; they are here so that gdb and the
  * reader can see them ("p port" in the gdb tour). */
 struct cport {
     struct io_uring ring;
-    unsigned concurrency;       /* CreateIoCompletionPort's last argument */
-    unsigned cq_entries;        /* what the kernel gave us */
-    pthread_mutex_t sq_lock;    /* one poster at a time (see cport.c) */
-    pthread_mutex_t cq_lock;    /* one completer at a time (see cport.c) */
-    atomic_uint in_flight;      /* posted, completion not yet taken */
-    pthread_mutex_t idle_lock;  /* with idle: cport_wait_idle sleeps here */
+    unsigned concurrency;      /* CreateIoCompletionPort's last argument */
+    unsigned cq_entries;       /* what the kernel gave us */
+    pthread_mutex_t sq_lock;   /* one poster at a time (see cport.c) */
+    pthread_mutex_t cq_lock;   /* one completer at a time (see cport.c) */
+    atomic_uint in_flight;     /* posted, completion not yet taken */
+    pthread_mutex_t idle_lock; /* with idle: cport_wait_idle sleeps here */
     pthread_cond_t idle;
 };
 
@@ -154,12 +154,12 @@ int cport_wait_idle(struct cport *port, int timeout_ms);
 /* ---- the notes' pool: fixed-size, a stack of free indexes, thread-safe */
 
 struct cport_pool {
-    char *items;            /* capacity items of item_size bytes, zeroed */
-    size_t item_size;       /* rounded up to 16 (alignment, ASan poisoning) */
+    char *items;      /* capacity items of item_size bytes, zeroed */
+    size_t item_size; /* rounded up to 16 (alignment, ASan poisoning) */
     unsigned capacity;
-    unsigned *free_index;   /* the notes' index array: free items' indexes */
-    unsigned free_count;    /* how many; free_index[free_count - 1] is next */
-    bool *busy;             /* per item: handed out (catches double returns) */
+    unsigned *free_index; /* the notes' index array: free items' indexes */
+    unsigned free_count;  /* how many; free_index[free_count - 1] is next */
+    bool *busy;           /* per item: handed out (catches double returns) */
     pthread_mutex_t lock;
 };
 

@@ -28,8 +28,9 @@
  * Try:  ./server -v -t 2               then: nc 127.0.0.1 9007
  *       ./server -vv -t 4              which worker ran each completion
  *       ./server -c 2 --accepts 1 -v   a third client waits its turn
- * gdb:  make gdb M=07   (walkthrough.gdb: on_accept, on_recv_complete,
- *       on_send_complete, conn_close; "info threads" at each stop)
+ * gdb:  make gdb M=07   (walkthrough.gdb: cport_associate, conn_post,
+ *       conn_release, conn_done; then break on_recv_complete, p *done, p *c,
+ *       info threads, thread apply all bt)
  */
 #include <assert.h>
 #include <errno.h>
@@ -52,14 +53,14 @@
 #include "sig.h"
 #include "stats.h"
 
-#define DEFAULT_PORT 9007
+#define DEFAULT_PORT        9007
 #define DEFAULT_MAX_CLIENTS 1000
-#define MAX_CLIENTS_LIMIT 16000 /* keeps the CQ under the kernel's 65536 */
-#define DEFAULT_ACCEPTS 16      /* the notes: post 10-15 AcceptEx */
-#define GET_TIMEOUT_MS 1000     /* a worker's GetQueuedCompletionStatus */
-#define EMFILE_RETRY_MS 200
-#define DRAIN_TIMEOUT_MS 800
-#define MSG_QUIT 1              /* the one message main posts */
+#define MAX_CLIENTS_LIMIT   16000 /* keeps the CQ under the kernel's 65536 */
+#define DEFAULT_ACCEPTS     16    /* the notes: post 10-15 AcceptEx */
+#define GET_TIMEOUT_MS      1000  /* a worker's GetQueuedCompletionStatus */
+#define EMFILE_RETRY_MS     200
+#define DRAIN_TIMEOUT_MS    800
+#define MSG_QUIT            1 /* the one message main posts */
 
 /* The per-socket context: the completion key. At most one recv or send is
  * in flight on it at a time; a cancel may join it at shutdown. */
@@ -73,16 +74,16 @@ struct conn {
 };
 
 static struct server_opts opts;
-static int threads;             /* -t; 0 until main sets one per CPU */
+static int threads; /* -t; 0 until main sets one per CPU */
 static int accepts_target = DEFAULT_ACCEPTS;
 static struct stats stats;
 
-static struct cport port;               /* the completion port */
-static struct cport_handle listener;    /* the listening socket on it */
-static struct cport_pool conn_pool;     /* per-socket contexts: -c of them */
-static struct cport_pool io_pool;       /* per-I/O contexts: one per op */
-static atomic_bool stopping;            /* set once, by main, at shutdown */
-static _Thread_local int worker_id;     /* -vv: which worker ran a handler */
+static struct cport port;            /* the completion port */
+static struct cport_handle listener; /* the listening socket on it */
+static struct cport_pool conn_pool;  /* per-socket contexts: -c of them */
+static struct cport_pool io_pool;    /* per-I/O contexts: one per op */
+static atomic_bool stopping;         /* set once, by main, at shutdown */
+static _Thread_local int worker_id;  /* -vv: which worker ran a handler */
 
 /* The accepts in flight (at most --accepts, one reserved conn each), and
  * the pause after EMFILE. All guarded by accept_lock. */
@@ -151,17 +152,17 @@ int main(int argc, char **argv)
     if (rc != 0)
         die_code(rc, "pthread_sigmask");
 
-    setup_port();                                      /* [S1] */
+    setup_port(); /* [S1] */
     int listen_fd = setup_listener();
     pthread_t *workers = start_workers();
-    accepts_top_up();                                  /* [S2] */
+    accepts_top_up(); /* [S2] */
 
     /* The notes' main waits for "quit"; ours for a signal. sigsuspend
      * unblocks the signals and sleeps in one step, so one cannot slip in
      * between the test and the sleep. It always returns -1 (EINTR). */
     while (!sig_stop_requested())
         sigsuspend(&old_mask);
-    shutdown_server(workers);                          /* [S8] */
+    shutdown_server(workers); /* [S8] */
     close(listen_fd);
     stats_print_summary(&stats);
     return EXIT_SUCCESS;
@@ -173,8 +174,8 @@ int main(int argc, char **argv)
  * the listener's cancel; one quit message per worker. */
 static void setup_port(void)
 {
-    unsigned ios = 2 * (unsigned)opts.max_clients + (unsigned)accepts_target
-                   + 2;
+    unsigned ios =
+        2 * (unsigned)opts.max_clients + (unsigned)accepts_target + 2;
     unsigned in_flight = ios + (unsigned)threads + 1;
     char why[160];
 
@@ -196,7 +197,7 @@ static void setup_port(void)
     for (int i = 0; i < opts.max_clients; i++) {
         struct conn *c = cport_pool_item(&conn_pool, (unsigned)i);
         c->handle.fd = -1;
-        c->handle.key = c;  /* an accept's completion finds its conn here */
+        c->handle.key = c; /* an accept's completion finds its conn here */
         pthread_mutex_init(&c->lock, NULL);
     }
     log_event("port: %u CQ entries, %d workers, %d accepts", port.cq_entries,
@@ -253,19 +254,29 @@ static void *event_loop(void *arg)
         /* Win32: GetQueuedCompletionStatus(port, &bytes, &key, &ov, 1000) */
         int rc = cport_get(&port, &done, GET_TIMEOUT_MS);
         if (rc == -ETIME)
-            continue;  /* WAIT_TIMEOUT: nothing finished for a second */
+            continue; /* WAIT_TIMEOUT: nothing finished for a second */
         if (rc < 0)
             die_code(-rc, "cport_get");
         if (done.io == NULL && done.message == MSG_QUIT)
             break;
         if (done.io == NULL)
-            continue;  /* a message we do not know: none yet */
+            continue; /* a message we do not know: none yet */
         switch (done.io->op) {
-        case CPORT_ACCEPT: on_accept(&done); break;
-        case CPORT_RECV: on_recv_complete(&done); break;
-        case CPORT_SEND: on_send_complete(&done); break;
-        case CPORT_CANCEL: on_cancel_complete(&done); break;
-        case CPORT_TIMER: on_retry_timer(&done); break;
+        case CPORT_ACCEPT:
+            on_accept(&done);
+            break;
+        case CPORT_RECV:
+            on_recv_complete(&done);
+            break;
+        case CPORT_SEND:
+            on_send_complete(&done);
+            break;
+        case CPORT_CANCEL:
+            on_cancel_complete(&done);
+            break;
+        case CPORT_TIMER:
+            on_retry_timer(&done);
+            break;
         }
     }
     log_event("worker %d: quit", worker_id);
@@ -286,7 +297,7 @@ static void accepts_top_up(void)
         if (c == NULL)
             break;
         pthread_mutex_lock(&c->lock);
-        c->refs = 1;  /* the accept's reference */
+        c->refs = 1; /* the accept's reference */
         c->closing = false;
         pthread_mutex_unlock(&c->lock);
         /* Win32: AcceptEx(listen, accept socket, ..., &ov). A post only
@@ -339,7 +350,7 @@ static void on_accept(struct cport_completion *done)
     }
     if (done->error != 0) {
         if (done->error != ECANCELED && !net_accept_exhausted(done->error))
-            warn_code(done->error, "accept");  /* transient: carry on */
+            warn_code(done->error, "accept"); /* transient: carry on */
         conn_done(c, io, "accept", ECANCELED);
         accepts_top_up();
         return;
@@ -349,21 +360,22 @@ static void on_accept(struct cport_completion *done)
         snprintf(c->peer, sizeof(c->peer), "?");
     pthread_mutex_lock(&c->lock);
     bool late = atomic_load(&stopping);
-    if (!late) /* Win32: CreateIoCompletionPort(socket, port, (ULONG_PTR)c, 0) */
+    /* Win32: CreateIoCompletionPort(socket, port, (ULONG_PTR)c, 0) */
+    if (!late)
         cport_associate(&port, &c->handle, done->fd, c);
     pthread_mutex_unlock(&c->lock);
     if (late) {
-        close(done->fd);  /* shutdown has begun: too late for this one */
+        close(done->fd); /* shutdown has begun: too late for this one */
     } else {
         int now = stats_client_opened(&stats);
         log_event("accept fd=%d peer=%s clients=%d (worker %d)", done->fd,
                   c->peer, now, worker_id);
     }
     if (!late && conn_post(c, io, CPORT_RECV))
-        conn_release(c);  /* the accept's reference; the recv holds one */
+        conn_release(c); /* the accept's reference; the recv holds one */
     else
         conn_done(c, io, "accept", ECANCELED);
-    accepts_top_up();     /* the notes: post another AcceptEx at once */
+    accepts_top_up(); /* the notes: post another AcceptEx at once */
 }
 
 /* [S5] A recv finished: its bytes are in c->echo. Echo them.
@@ -376,9 +388,9 @@ static void on_recv_complete(struct cport_completion *done)
     struct conn *c = done->key;
     struct cport_io *io = done->io;
 
-    assert(io->generation == c->handle.generation);  /* never stale */
+    assert(io->generation == c->handle.generation); /* never stale */
     if (done->error != 0 || done->bytes == 0) {
-        conn_done(c, io, "recv", done->error);  /* [S7] */
+        conn_done(c, io, "recv", done->error); /* [S7] */
         return;
     }
     log_trace("recv fd=%d %zu bytes (worker %d)", c->handle.fd, done->bytes,
@@ -386,9 +398,9 @@ static void on_recv_complete(struct cport_completion *done)
     buf_commit(&c->echo, done->bytes);
     /* From conn_post on, another worker may own io and c->echo. */
     if (conn_post(c, io, CPORT_SEND))
-        conn_release(c);  /* this recv's reference; the send holds one */
+        conn_release(c); /* this recv's reference; the send holds one */
     else
-        conn_done(c, io, "recv", ECANCELED);  /* shutdown is cancelling c */
+        conn_done(c, io, "recv", ECANCELED); /* shutdown is cancelling c */
 }
 
 /* [S6] A send finished. A short send is normal: post the rest. All of it
@@ -400,7 +412,7 @@ static void on_send_complete(struct cport_completion *done)
 
     assert(io->generation == c->handle.generation);
     if (done->error != 0) {
-        conn_done(c, io, "send", done->error);  /* [S7] */
+        conn_done(c, io, "send", done->error); /* [S7] */
         return;
     }
     log_trace("send fd=%d %zu bytes (worker %d)", c->handle.fd, done->bytes,
@@ -411,7 +423,7 @@ static void on_send_complete(struct cport_completion *done)
         log_trace("short send fd=%d: %zu bytes to go", c->handle.fd,
                   buf_len(&c->echo));
     if (conn_post(c, io, buf_empty(&c->echo) ? CPORT_RECV : CPORT_SEND))
-        conn_release(c);  /* this send's reference */
+        conn_release(c); /* this send's reference */
     else
         conn_done(c, io, "send", ECANCELED);
 }
@@ -423,7 +435,7 @@ static void on_cancel_complete(struct cport_completion *done)
               done->bytes, worker_id);
     cport_pool_put(&io_pool, done->io);
     if (done->key != &listener)
-        conn_release(done->key);  /* the cancel's own reference */
+        conn_release(done->key); /* the cancel's own reference */
 }
 
 /* The EMFILE pause is over: accept again. */
@@ -452,7 +464,7 @@ static bool conn_post(struct conn *c, struct cport_io *io, enum cport_op op)
     if (ok && op == CPORT_RECV) /* Win32: WSARecv(s, &wsabuf, 1, .., &ov) */
         rc = cport_post_recv(&port, &c->handle, io, buf_tail(&c->echo),
                              buf_space(&c->echo));
-    else if (ok)                /* Win32: WSASend(s, &wsabuf, 1, .., &ov) */
+    else if (ok) /* Win32: WSASend(s, &wsabuf, 1, .., &ov) */
         rc = cport_post_send(&port, &c->handle, io, buf_head(&c->echo),
                              buf_len(&c->echo));
     pthread_mutex_unlock(&c->lock);
@@ -499,20 +511,20 @@ static void conn_close(struct conn *c)
     int fd = c->handle.fd;
     c->handle.fd = -1;
     pthread_mutex_unlock(&c->lock);
-    if (fd != -1) {  /* -1: reserved for an accept that did not happen */
+    if (fd != -1) { /* -1: reserved for an accept that did not happen */
         if (close(fd) == -1)
             warn_errno("close(fd=%d)", fd);
         int now = stats_client_closed(&stats);
         log_event("close fd=%d peer=%s clients=%d", fd, c->peer, now);
     }
-    c->echo.len = 0;  /* a reset client may leave unsent bytes behind */
+    c->echo.len = 0; /* a reset client may leave unsent bytes behind */
     cport_pool_put(&conn_pool, c);
-    if (fd != -1) {  /* a client left: a descriptor is free again */
+    if (fd != -1) { /* a client left: a descriptor is free again */
         pthread_mutex_lock(&accept_lock);
         accept_paused = false;
         pthread_mutex_unlock(&accept_lock);
     }
-    accepts_top_up();  /* a conn is free: the queued accept goes out */
+    accepts_top_up(); /* a conn is free: the queued accept goes out */
 }
 
 /* Shutdown, for each conn in use: the notes' clearSocket. Mark it closing
@@ -549,7 +561,7 @@ static void shutdown_server(pthread_t *workers)
 {
     log_event("shutdown: cancelling every operation in flight");
     pthread_mutex_lock(&accept_lock);
-    atomic_store(&stopping, true);  /* no new accept, recv or send */
+    atomic_store(&stopping, true); /* no new accept, recv or send */
     int rc = cport_post_cancel(&port, &listener, io_get());
     pthread_mutex_unlock(&accept_lock);
     if (rc < 0)
@@ -576,5 +588,5 @@ static void shutdown_server(pthread_t *workers)
                     cport_pool_destroy(&io_pool, NULL);
     if (left > 0)
         warn("shutdown: %u contexts were still in use", left);
-    cport_destroy(&port);  /* Win32: CloseHandle(port) */
+    cport_destroy(&port); /* Win32: CloseHandle(port) */
 }
