@@ -46,8 +46,10 @@ enum outcome runner_uring_refused(const struct run_ctx *ctx, char *why,
     struct server s;
 
     if (tool_path(ctx, tool, sizeof(tool)) == -1)
-        return fail_with(why, why_len, "tests/tool-no-uring beside %s is "
-                         "not built", ctx->binary);
+        return fail_with(why, why_len,
+                         "tests/tool-no-uring beside %s is "
+                         "not built",
+                         ctx->binary);
     argv[argc++] = tool;
     argv[argc++] = ctx->binary;
     for (int i = 0; ctx->v->args[i] != NULL && i < VARIANT_ARGS; i++)
@@ -59,13 +61,16 @@ enum outcome runner_uring_refused(const struct run_ctx *ctx, char *why,
 
     enum outcome o = server_start(&s, &spec, refusal, sizeof(refusal));
     if (o == OUTCOME_SKIP && strstr(refusal, REFUSED_CALL) != NULL)
-        return OUTCOME_PASS;  /* exit 1, "unavailable", the call named */
+        return OUTCOME_PASS; /* exit 1, "unavailable", the call named */
     if (o == OUTCOME_SKIP)
-        return fail_with(why, why_len, "refused, but the line does not "
-                         "name %s: \"%s\"", REFUSED_CALL, refusal);
+        return fail_with(why, why_len,
+                         "refused, but the line does not "
+                         "name %s: \"%s\"",
+                         REFUSED_CALL, refusal);
     if (o == OUTCOME_FAIL)
         return fail_with(why, why_len, "with io_uring refused: %s", refusal);
-    o = fail_with(why, why_len, "the server listened although "
+    o = fail_with(why, why_len,
+                  "the server listened although "
                   "io_uring_setup was refused");
     return runner_finish(&s, o, why, why_len);
 }

@@ -49,8 +49,7 @@ int main(int argc, char **argv)
 {
     struct sock_filter filter[] = {
         /* [0] A = arch; not ours: allow (another ABI's numbers differ) */
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-                 offsetof(struct seccomp_data, arch)),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FILTER_ARCH, 1, 0),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         /* [3] A = system call number; io_uring_setup: EPERM */
