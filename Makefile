@@ -162,8 +162,18 @@ gdb: deps-test build-debug
 	[ -n "$$dir" ] || { echo "make gdb: no model matches M=$(M)" >&2; exit 2; }; \
 	cd $$dir && exec gdb -q -x walkthrough.gdb --args ./server $(ARGS)
 
-compare: deps-compare build-release
-	tests/compare.sh
+# Reference servers on production event libraries, for compare only.
+REF_SERVERS := build/release/tests/ref/libuv-echo build/release/tests/ref/libev-echo
+LIBUV_LIBS = $(shell pkg-config --libs libuv)
+build/release/tests/ref/libuv-echo: build/release/obj/tests/ref/libuv-echo.o $(call objs,release,$(COMMON_SRC))
+	@mkdir -p $(@D)
+	$(CC) $(BASE) $(release_CFLAGS) $^ -o $@ $(LIBUV_LIBS)
+build/release/tests/ref/libev-echo: build/release/obj/tests/ref/libev-echo.o $(call objs,release,$(COMMON_SRC))
+	@mkdir -p $(@D)
+	$(CC) $(BASE) $(release_CFLAGS) $^ -o $@ -lev
+
+compare: deps-compare build-release $(REF_SERVERS)
+	tests/compare.sh $(if $(QUICK),--quick)
 
 clean:
 	rm -rf build compare tests/echo-client tests/check $(TOOLS) \

@@ -1,0 +1,76 @@
+/* check_models.c - what the conformance runner runs: one row per model and
+ * mode (variants[]), the runner scenarios by name (runner_scenarios[]), and
+ * which catalogue scenarios an iterative server replaces with the
+ * serialization test. See runner.h for adding a row or a scenario.
+ */
+#include "runner.h"
+
+#include <string.h>
+
+const struct variant variants[] = {
+    /* 01: the notes' first model, one client at a time; it times out idle
+     * clients after 10 s, so idle-then-active (2 s) passes normally. */
+    {.name = "01-blocking/iterative",
+     .dir = "01-blocking",
+     .args = {"--mode", "iterative"},
+     .iterative = true},
+    {.name = "01-blocking/threads",
+     .dir = "01-blocking",
+     .args = {"--mode", "threads"},
+     .threaded = true},
+    /* extra: "fd-setsize" (tests/check_select.c) */
+    {.name = "02-select", .dir = "02-select"},
+    {.name = "03-poll", .dir = "03-poll"},
+    {.name = "04-epoll-events/level", .dir = "04-epoll-events"},
+    {.name = "04-epoll-events/edge",
+     .dir = "04-epoll-events",
+     .args = {"--edge"}},
+    /* extra: "sigpending" (tests/check_signal.c) */
+    {.name = "05-signal-driven", .dir = "05-signal-driven"},
+    {.name = "06-aio-overlapped/wait",
+     .dir = "06-aio-overlapped",
+     .args = {"--notify", "wait"},
+     .threaded = true},
+    {.name = "06-aio-overlapped/callback",
+     .dir = "06-aio-overlapped",
+     .args = {"--notify", "callback"},
+     .threaded = true},
+    /* extra (one row is enough): "uring-refused" (tests/check_uring.c) */
+    {.name = "07-completion-port/t1",
+     .dir = "07-completion-port",
+     .args = {"-t", "1"},
+     .threaded = true},
+    {.name = "07-completion-port/t2",
+     .dir = "07-completion-port",
+     .args = {"-t", "2"},
+     .threaded = true},
+    {.name = "07-completion-port/t4",
+     .dir = "07-completion-port",
+     .args = {"-t", "4"},
+     .threaded = true},
+    /* The known-good third party: if a scenario fails here, the scenario
+     * is wrong, not the models. */
+    {.name = "socat",
+     .args = {"socat",
+              "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,backlog=1024",
+              "EXEC:cat"}},
+};
+const size_t variant_count = sizeof(variants) / sizeof(variants[0]);
+
+const struct runner_scenario runner_scenarios[] = {
+    {"capacity", "cap", runner_capacity, true},
+    {"fd-exhaustion", "emfile", runner_fd_exhaustion, true},
+    {"graceful-shutdown", "term", runner_graceful_shutdown, true},
+    /* Model-specific ones go here, e.g.
+     * {"fd-setsize", "fdset", runner_fd_setsize, false}, */
+};
+const size_t runner_scenario_count =
+    sizeof(runner_scenarios) / sizeof(runner_scenarios[0]);
+
+const struct runner_scenario *runner_scenario_find(const char *name)
+{
+    for (size_t i = 0; i < runner_scenario_count; i++)
+        if (strcmp(runner_scenarios[i].name, name) == 0)
+            return &runner_scenarios[i];
+    return NULL;
+}

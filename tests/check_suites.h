@@ -1,0 +1,13 @@
+/* check_suites.h - the unit-test suites linked into tests/check. Each file
+ * check_<unit>.c adds its suites to the runner; check_main.c calls these. */
+#ifndef TESTS_CHECK_SUITES_H
+#define TESTS_CHECK_SUITES_H
+
+#include <check.h>
+
+/* common/'s units (check_common.c). */
+void add_common_suites(SRunner *sr);
+/* The test client's internals (check_client.c). */
+void add_client_suites(SRunner *sr);
+
+#endif
