@@ -173,8 +173,11 @@ enum outcome runner_graceful_shutdown(const struct run_ctx *ctx, char *why,
 enum outcome runner_serialized(const struct run_ctx *ctx, char *why,
                                size_t why_len);
 
-/* Model-specific (each in its model's check_*.c file), e.g.:
- * enum outcome runner_fd_setsize(const struct run_ctx *, char *, size_t);
+/* Model-specific (each in its model's check_*.c file). */
+/* 02-select: more clients than select() can watch (check_select.c). */
+enum outcome runner_fd_setsize(const struct run_ctx *ctx, char *why,
+                               size_t why_len);
+/* To come, e.g.:
  * enum outcome runner_sigpending(const struct run_ctx *, char *, size_t);
  * enum outcome runner_uring_refused(const struct run_ctx *, char *, size_t);
  */
