@@ -11,7 +11,7 @@
  * it becomes ready, so we must read until EAGAIN; a read budget per turn
  * and a ready list keep one busy client from starving the others.
  *
- *   [S1] setup_listener, setup_epoll: listener, signalfd in the set
+ *   [S1] setup_epoll, setup_listener: signalfd, listener in the set
  *   [S2] event_loop: epoll_wait() returns a batch of events
  *   [S3] the listener's event: on_accept, EPOLL_CTL_ADD  (Win32: FD_ACCEPT)
  *   [S4] EPOLLIN: on_readable recv()s, sends back        (Win32: FD_READ)
@@ -94,8 +94,8 @@ static struct conn *graveyard;
 static uint32_t listen_armed;   /* EPOLLIN while accepting, else 0 */
 static long long accept_retry_at;  /* end of an EMFILE pause (ms), or 0 */
 
-static int setup_listener(void);
 static void setup_epoll(void);
+static int setup_listener(void);
 static void event_loop(void);
 static void dispatch(const struct epoll_event *ev);
 static void on_event(struct conn *c, uint32_t events);
@@ -151,8 +151,8 @@ int main(int argc, char **argv)
     if ((rc = sig_block_stop(NULL)) != 0)
         die_code(rc, "pthread_sigmask");
 
-    listen_fd = setup_listener();
     setup_epoll();
+    listen_fd = setup_listener();
     event_loop();
     shutdown_all();
     close(listen_fd);
@@ -160,22 +160,8 @@ int main(int argc, char **argv)
     return EXIT_SUCCESS;
 }
 
-/* [S1] socket/bind/listen, then the one line on stdout. Nonblocking: a
- * client may reset between epoll's EPOLLIN and our accept(); a blocking
- * accept() would then wait for the next client, and hold all. */
-static int setup_listener(void)
-{
-    int fd = net_listen(opts.host, opts.port, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd == -1)
-        die("listen on %s port %d", opts.host, opts.port);
-    if (net_announce(fd) == -1)
-        die("announce");
-    return fd;
-}
-
-/* [S1] The set, with the signalfd and the listener in it. Both stay
- * level-triggered even with --edge: accept() is bounded by -c and
- * ACCEPT_BATCH, and a signal is read once. */
+/* [S1] The set, with the signalfd in it (level-triggered: a signal is
+ * read once, whatever the mode). */
 static void setup_epoll(void)
 {
     sigset_t stop;
@@ -194,11 +180,26 @@ static void setup_epoll(void)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &signal_fd};
     if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, signal_fd, &ev) == -1)
         die("epoll_ctl(ADD, signalfd)");
-    /* Win32: WSAEventSelect(listen, event, FD_ACCEPT) */
-    ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = &listen_fd};
-    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev) == -1)
+}
+
+/* [S1] socket/bind/listen, into the set, then the one line on stdout
+ * (last: a test may count our descriptors as soon as it reads it).
+ * Nonblocking: a client may reset between epoll's EPOLLIN and our
+ * accept(); a blocking accept() would then wait for the next client. */
+static int setup_listener(void)
+{
+    int fd = net_listen(opts.host, opts.port, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd == -1)
+        die("listen on %s port %d", opts.host, opts.port);
+    /* Win32: WSAEventSelect(listen, event, FD_ACCEPT). Level-triggered
+     * even with --edge: accept() is bounded by -c and ACCEPT_BATCH. */
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listen_fd};
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) == -1)
         die("epoll_ctl(ADD, listener)");
     listen_armed = EPOLLIN;
+    if (net_announce(fd) == -1)
+        die("announce");
+    return fd;
 }
 
 /* [S2] One turn: wait for a batch of events and handle each, then serve
