@@ -97,7 +97,6 @@ static long long accept_retry_at;  /* end of an EMFILE pause (ms), or 0 */
 static void setup_epoll(void);
 static int setup_listener(void);
 static void event_loop(void);
-static void dispatch(const struct epoll_event *ev);
 static void on_event(struct conn *c, uint32_t events);
 static void on_accept(void);
 static void conn_open(int fd, const char *peer);
@@ -217,22 +216,18 @@ static void event_loop(void)
         if (n == -1)
             die("epoll_wait");
         log_trace("epoll_wait: %d events", n);
-        for (int i = 0; i < n; i++)
-            dispatch(&events[i]);
+        for (int i = 0; i < n; i++) {
+            void *ptr = events[i].data.ptr;  /* what we registered */
+            if (ptr == &listen_fd)
+                on_accept();                            /* [S3] */
+            else if (ptr == &signal_fd)
+                on_signal();                            /* [S7] */
+            else
+                on_event(ptr, events[i].events);        /* [S4]-[S6] */
+        }
         run_ready_list();
         free_graveyard();  /* no event of this batch is left to use them */
     }
-}
-
-/* Which descriptor? data.ptr is whatever we registered it with. */
-static void dispatch(const struct epoll_event *ev)
-{
-    if (ev->data.ptr == &listen_fd)
-        on_accept();                          /* [S3] */
-    else if (ev->data.ptr == &signal_fd)
-        on_signal();                          /* [S7] */
-    else
-        on_event(ev->data.ptr, ev->events);   /* [S4]-[S6] */
 }
 
 /* [S4]-[S6] for one client. events is what WSAEnumNetworkEvents fetches
@@ -408,16 +403,15 @@ static bool on_writable(struct conn *c)
 
 /* c's interest from its state; EPOLL_CTL_MOD only when it changes (Win32:
  * WSAEventSelect again, with the new FD_* mask). EPOLLIN while the backlog
- * has room (the backpressure of SPEC 3) and the client may still send.
- * EPOLLOUT only while output is pending: with room, a socket is always
- * writable, so level-triggered it would end every wait at once.
+ * has room (SPEC 3's backpressure) and the client may still send; EPOLLOUT
+ * only while output is pending (with room a socket is always writable).
  *
- * --edge, the lost-edge trap: when EPOLLIN comes back on, the bytes that
- * arrived meanwhile raised their edge long ago and no new one will come for
- * them. EPOLL_CTL_MOD re-checks the socket and queues an event if it is
- * ready now, which saves them; keeping EPOLLIN on while full and simply not
- * reading would not: a client that has sent all and waits for its echo
- * would wait forever. Returns false when c was closed. */
+ * --edge, the lost-edge trap: bytes that arrived while EPOLLIN was off
+ * raised their edge then; none will come again. EPOLL_CTL_MOD re-checks
+ * the socket and queues an event if it is ready now, which saves them.
+ * Leaving EPOLLIN on while full and just not reading would lose them: a
+ * client that has sent all and waits for its echo would wait forever.
+ * Returns false when c was closed. */
 static bool watch(struct conn *c)
 {
     uint32_t want = edge_triggered ? EPOLLET : 0;
@@ -445,8 +439,10 @@ static bool watch(struct conn *c)
  * set only once no other reference to its socket is left (a dup(), a
  * fork()); till then epoll would report a descriptor we no longer have.
  * (Win32: WSAEventSelect(s, ev, 0), WSACloseEvent, closesocket.) The conn
- * is not freed: an event further down this batch may carry its address.
- * It is marked dead, moved to the graveyard, freed after the batch. */
+ * is not freed yet: the ready list may still hold it, and an event further
+ * down this batch would carry its address if handling one client ever
+ * closed another (an idle timeout would). It is marked dead, put in the
+ * graveyard, and freed once the batch is done. */
 static void conn_close(struct conn *c)
 {
     if (epoll_ctl(epoll_fd, EPOLL_CTL_DEL, c->fd, NULL) == -1)
@@ -473,8 +469,8 @@ static void on_signal(void)
     struct signalfd_siginfo si;
     ssize_t n = read(signal_fd, &si, sizeof(si));
 
-    if (n == -1 && (errno == EAGAIN || errno == EINTR))
-        return;  /* EAGAIN: nothing pending after all */
+    if (n == -1 && errno == EAGAIN)
+        return;  /* nothing pending after all */
     if (n != (ssize_t)sizeof(si))
         die("read(signalfd)");
     log_event("signal %u from pid %u: shutting down", si.ssi_signo,
