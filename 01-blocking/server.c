@@ -74,6 +74,7 @@ static int free_slots_fd = -1;
 
 static int setup_listener(void);
 static void run_iterative(int listen_fd);
+static void setup_threads(void);
 static void run_threads(int listen_fd);
 static int on_accept(int listen_fd, struct conn *c);
 static void serve_client(struct conn *c);
@@ -115,6 +116,8 @@ int main(int argc, char **argv)
     if (sig_catch_stop() == -1)
         die("sigaction(SIGTERM)");
 
+    if (mode == MODE_THREADS)
+        setup_threads();
     int listen_fd = setup_listener();
     if (mode == MODE_ITERATIVE)
         run_iterative(listen_fd);
@@ -242,13 +245,10 @@ static void conn_close(struct conn *c)
     c->echo.len = 0;  /* a reset client may leave unsent bytes behind */
 }
 
-/* --mode threads: this thread only accepts; each client gets a thread
- * running the same serve_client() as the iterative loop. */
-static void run_threads(int listen_fd)
+/* --mode threads, set-up: the slot table and its free-slot counter. Done
+ * before the listening line, so the server is whole when it says so. */
+static void setup_threads(void)
 {
-    pthread_attr_t attr;
-    int rc;
-
     conns = calloc(opts.max_clients, sizeof(*conns));
     if (conns == NULL)
         die("calloc(%d conns)", opts.max_clients);
@@ -259,6 +259,15 @@ static void run_threads(int listen_fd)
     if (free_slots_fd == -1)
         die("eventfd");
     sig_set_wake_fd(free_slots_fd);  /* a stop signal also wakes the wait */
+}
+
+/* --mode threads: this thread only accepts; each client gets a thread
+ * running the same serve_client() as the iterative loop. */
+static void run_threads(int listen_fd)
+{
+    pthread_attr_t attr;
+    int rc;
+
     if ((rc = pthread_attr_init(&attr)) != 0 ||
         (rc = pthread_attr_setstacksize(&attr, THREAD_STACK_BYTES)) != 0)
         die_code(rc, "pthread_attr");
@@ -352,7 +361,12 @@ static void shutdown_threads(void)
             shutdown(conns[i].fd, SHUT_RDWR);  /* ENOTCONN if reset: fine */
     pthread_mutex_unlock(&table_lock);
     for (int i = 0; i < opts.max_clients; i++) {
-        if (conns[i].state != CONN_FREE)
+        /* Read the state under the lock: its thread may be setting it to
+         * FINISHED right now (TSan reports the race otherwise). */
+        pthread_mutex_lock(&table_lock);
+        bool has_thread = conns[i].state != CONN_FREE;
+        pthread_mutex_unlock(&table_lock);
+        if (has_thread)
             pthread_join(conns[i].thread, NULL);
         buf_free(&conns[i].echo);
     }

@@ -231,7 +231,7 @@ START_TEST(test_opts_rejects_bad_input)
 {
     struct server_opts o;
 
-    freopen("/dev/null", "w", stderr);  /* the one-line errors are expected */
+    ck_assert_ptr_nonnull(freopen("/dev/null", "w", stderr));  /* the one-line errors are expected */
     ck_assert_int_eq(parse(&o, bad_lines[_i]), OPTS_BAD);
 }
 END_TEST
@@ -266,7 +266,7 @@ START_TEST(test_opts_or_exit_help_exits_0)
     struct server_opts o;
     char *argv[] = {"server", "--help", NULL};
 
-    freopen("/dev/null", "w", stdout);
+    ck_assert_ptr_nonnull(freopen("/dev/null", "w", stdout));
     opts_parse_or_exit(2, argv, &test_model, &o);
 }
 END_TEST
@@ -276,7 +276,7 @@ START_TEST(test_opts_or_exit_bad_port_exits_2)
     struct server_opts o;
     char *argv[] = {"server", "-p", "nope", NULL};
 
-    freopen("/dev/null", "w", stderr);
+    ck_assert_ptr_nonnull(freopen("/dev/null", "w", stderr));
     opts_parse_or_exit(3, argv, &test_model, &o);
 }
 END_TEST
@@ -475,7 +475,7 @@ END_TEST
 
 START_TEST(test_err_die_exits_1)
 {
-    freopen("/dev/null", "w", stderr);
+    ck_assert_ptr_nonnull(freopen("/dev/null", "w", stderr));
     errno = EBADF;
     die("epoll_ctl(ADD, fd=%d)", 7);
 }
@@ -483,7 +483,7 @@ END_TEST
 
 START_TEST(test_err_die_code_exits_1)
 {
-    freopen("/dev/null", "w", stderr);
+    ck_assert_ptr_nonnull(freopen("/dev/null", "w", stderr));
     die_code(EAGAIN, "pthread_create");
 }
 END_TEST

@@ -82,6 +82,13 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* --valgrind without a wrapper would run the servers bare and pass:
+     * a check that cannot fail. `make valgrind` sets RUNNER_WRAP. */
+    if (a.matrix.valgrind && getenv("RUNNER_WRAP") == NULL) {
+        fprintf(stderr, "tests/check: --valgrind needs RUNNER_WRAP (the "
+                        "valgrind command line); use `make valgrind`\n");
+        return 2;
+    }
     /* many-idle holds 900 sockets; a reset peer must give EPIPE, not kill
      * the runner. (Servers get SIGPIPE's default back before exec.) */
     if (client_raise_nofile() == -1 || signal(SIGPIPE, SIG_IGN) == SIG_ERR) {

@@ -24,8 +24,8 @@ const struct variant variants[] = {
     {.name = "04-epoll-events/edge",
      .dir = "04-epoll-events",
      .args = {"--edge"}},
-    /* extra: "sigpending" (tests/check_signal.c) */
-    {.name = "05-signal-driven", .dir = "05-signal-driven"},
+    {.name = "05-signal-driven", .dir = "05-signal-driven",
+     .extra = {"sigpending"}},  /* tests/check_sigio.c */
     {.name = "06-aio-overlapped/wait",
      .dir = "06-aio-overlapped",
      .args = {"--notify", "wait"},
@@ -62,6 +62,7 @@ const struct runner_scenario runner_scenarios[] = {
     {"graceful-shutdown", "term", runner_graceful_shutdown, true},
     /* Model-specific: only the rows that list them in .extra. */
     {"fd-setsize", "fdset", runner_fd_setsize, false},
+    {"sigpending", "sigq", runner_sigpending, false},
 };
 const size_t runner_scenario_count =
     sizeof(runner_scenarios) / sizeof(runner_scenarios[0]);
