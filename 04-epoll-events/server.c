@@ -70,7 +70,7 @@ struct conn {
     struct buf echo;            /* bytes received, not yet sent back */
     bool peer_done;             /* the client sent FIN: echo the rest, close */
     uint32_t armed;             /* the events epoll watches for it now */
-    bool readable;              /* told EPOLLIN, no EAGAIN seen since */
+    bool readable;              /* --edge: told EPOLLIN, no EAGAIN since */
     bool queued;                /* on the ready list */
     bool dead;                  /* closed: events left in this batch are stale */
     struct conn *next_ready;    /* the ready list */
@@ -373,6 +373,8 @@ static bool on_readable(struct conn *c)
         if (!on_writable(c))
             return false;
     }
+    if (!edge_triggered)
+        c->readable = false;  /* level: epoll reports the rest anyway */
     return true;
 }
 
