@@ -62,13 +62,13 @@ const struct variant variants[] = {
 const size_t variant_count = sizeof(variants) / sizeof(variants[0]);
 
 const struct runner_scenario runner_scenarios[] = {
-    {"capacity", "cap", runner_capacity, true},
-    {"fd-exhaustion", "emfile", runner_fd_exhaustion, true},
-    {"graceful-shutdown", "term", runner_graceful_shutdown, true},
+    {"capacity", "cap", runner_capacity, true, false},
+    {"fd-exhaustion", "emfile", runner_fd_exhaustion, true, false},
+    {"graceful-shutdown", "term", runner_graceful_shutdown, true, false},
     /* Model-specific: only the rows that list them in .extra. */
-    {"fd-setsize", "fdset", runner_fd_setsize, false},
-    {"sigpending", "sigq", runner_sigpending, false},
-    {"gdb-tour", "gdb", runner_gdb_tour, false},
+    {"fd-setsize", "fdset", runner_fd_setsize, false, false},
+    {"sigpending", "sigq", runner_sigpending, false, false},
+    {"gdb-tour", "gdb", runner_gdb_tour, false, true},
 };
 const size_t runner_scenario_count =
     sizeof(runner_scenarios) / sizeof(runner_scenarios[0]);

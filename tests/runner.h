@@ -152,6 +152,9 @@ struct runner_scenario {
     runner_fn run;
     bool generic; /* every model row runs it (not the third party);
                      otherwise only rows that list it in extra[] */
+    bool debug_only; /* only against the debug build (-O0), e.g. the gdb
+                        tours, which are written for it: not a cell of
+                        the sanitizer runs */
 };
 
 /* Every runner scenario, generic and model-specific (check_models.c). */
