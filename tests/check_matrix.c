@@ -241,6 +241,13 @@ static void add_cell(Suite *suite, const struct run_ctx *ctx,
     cell_count++;
 }
 
+/* The debug build's servers sit beside their source; the others are under
+ * build/<variant>/. */
+static bool debug_build(const struct run_ctx *ctx)
+{
+    return strstr(ctx->binary, "/build/") == NULL;
+}
+
 static void add_row_cells(Suite *suite, const struct run_ctx *ctx,
                           const struct matrix_opts *o)
 {
@@ -265,7 +272,7 @@ static void add_row_cells(Suite *suite, const struct run_ctx *ctx,
         if (rs == NULL)
             fprintf(stderr, "runner: %s: no runner scenario is called '%s'\n",
                     v->name, v->extra[i]);
-        else
+        else if (!rs->debug_only || debug_build(ctx))
             add_cell(suite, ctx, rs->name, rs->column, CELL_RUNNER, timeout);
     }
 }

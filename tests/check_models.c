@@ -19,8 +19,8 @@ const struct variant variants[] = {
      .dir = "01-blocking",
      .args = {"--mode", "threads"},
      .threaded = true},
-    /* extra: "fd-setsize" (tests/check_select.c) */
-    {.name = "02-select", .dir = "02-select", .extra = {"gdb-tour"}},
+    {.name = "02-select", .dir = "02-select",
+     .extra = {"fd-setsize", "gdb-tour"}},  /* tests/check_select.c */
     {.name = "03-poll", .dir = "03-poll", .extra = {"gdb-tour"}},
     {.name = "04-epoll-events/level", .dir = "04-epoll-events",
      .extra = {"gdb-tour"}},
@@ -65,14 +65,14 @@ const struct variant variants[] = {
 const size_t variant_count = sizeof(variants) / sizeof(variants[0]);
 
 const struct runner_scenario runner_scenarios[] = {
-    {"capacity", "cap", runner_capacity, true},
-    {"fd-exhaustion", "emfile", runner_fd_exhaustion, true},
-    {"graceful-shutdown", "term", runner_graceful_shutdown, true},
-    {"sigpending", "sigq", runner_sigpending, false},
-    {"gdb-tour", "gdb", runner_gdb_tour, false},
-    {"uring-refused", "refuse", runner_uring_refused, false},
-    /* Model-specific ones go here, e.g.
-     * {"fd-setsize", "fdset", runner_fd_setsize, false}, */
+    {"capacity", "cap", runner_capacity, true, false},
+    {"fd-exhaustion", "emfile", runner_fd_exhaustion, true, false},
+    {"graceful-shutdown", "term", runner_graceful_shutdown, true, false},
+    /* Model-specific: only the rows that list them in .extra. */
+    {"fd-setsize", "fdset", runner_fd_setsize, false, false},
+    {"sigpending", "sigq", runner_sigpending, false, false},
+    {"gdb-tour", "gdb", runner_gdb_tour, false, true},
+    {"uring-refused", "refuse", runner_uring_refused, false, false},
 };
 const size_t runner_scenario_count =
     sizeof(runner_scenarios) / sizeof(runner_scenarios[0]);

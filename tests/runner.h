@@ -152,6 +152,9 @@ struct runner_scenario {
     runner_fn run;
     bool generic; /* every model row runs it (not the third party);
                      otherwise only rows that list it in extra[] */
+    bool debug_only; /* only against the debug build (-O0), e.g. the gdb
+                        tours, which are written for it: not a cell of
+                        the sanitizer runs */
 };
 
 /* Every runner scenario, generic and model-specific (check_models.c). */
@@ -173,15 +176,16 @@ enum outcome runner_graceful_shutdown(const struct run_ctx *ctx, char *why,
 enum outcome runner_serialized(const struct run_ctx *ctx, char *why,
                                size_t why_len);
 
-/* Model-specific (each in its model's check_*.c file), e.g.:
- * enum outcome runner_fd_setsize(const struct run_ctx *, char *, size_t);
- * enum outcome runner_sigpending(const struct run_ctx *, char *, size_t);
+/* Model-specific (each in its model's check_*.c file). To come, e.g.:
  * enum outcome runner_uring_refused(const struct run_ctx *, char *, size_t);
  */
 /* Every model's first row: its walkthrough.gdb still hits every stop
  * (tests/check_tour.c). */
 enum outcome runner_gdb_tour(const struct run_ctx *ctx, char *why,
                              size_t why_len);
+/* 02: more clients than select() can watch (tests/check_select.c). */
+enum outcome runner_fd_setsize(const struct run_ctx *ctx, char *why,
+                               size_t why_len);
 /* 05: realtime-signal queue overflow (tests/check_sigio.c). */
 enum outcome runner_sigpending(const struct run_ctx *ctx, char *why,
                                size_t why_len);
