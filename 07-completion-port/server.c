@@ -433,6 +433,7 @@ static void on_cancel_complete(struct cport_completion *done)
 {
     log_trace("cancel fd=%d: %zu cancelled (worker %d)", done->io->handle->fd,
               done->bytes, worker_id);
+    assert(done->io->generation == done->io->handle->generation);
     cport_pool_put(&io_pool, done->io);
     if (done->key != &listener)
         conn_release(done->key); /* the cancel's own reference */
