@@ -104,6 +104,10 @@ static struct aiocb wake_op;
 static uint64_t wake_count;     /* wake_op's buffer */
 static atomic_bool stopping;
 
+/* Threads before any of ours or glibc's: 1, or 2 under a sanitizer that
+ * runs a thread of its own. Shutdown waits until only these are left. */
+static int threads_at_start;
+
 static void setup_aio(void);
 static int setup_listener(void);
 static void event_loop(int listen_fd);
@@ -122,6 +126,7 @@ static bool on_write_complete(struct conn *c, int err, ssize_t n);
 static void conn_close(struct conn *c);
 static void shutdown_all(int listen_fd);
 static void wait_for_helpers(void);
+static int count_threads(void);
 
 static const struct model_opt model_opts[] = {
     {"notify", 0, OPT_CHOICE, "wait|callback", "wait|callback", 0, 0,
@@ -181,6 +186,7 @@ static void setup_aio(void)
         .aio_num = opts.max_clients + 1,
         .aio_idle_time = HELPER_IDLE_SECONDS,
     };
+    threads_at_start = count_threads();
     aio_init(&init);  /* returns nothing: glibc takes what it can */
     log_event("aio_init: up to %d helper threads (-c %d, one per client)",
               init.aio_threads, opts.max_clients);
@@ -606,27 +612,36 @@ static void shutdown_all(int listen_fd)
 /* glibc has no call that ends its helper threads: an idle one leaves
  * after aio_idle_time (and a callback thread just after its callback).
  * Exiting before they have gone leaves their stacks to valgrind as
- * "possibly lost" (PITFALLS 11), so wait, bounded, until this thread is
- * the process's last one: /proc/self/task holds one entry per thread. */
+ * "possibly lost" (PITFALLS 11), so wait, bounded, until only the threads
+ * of the start are left. */
 static void wait_for_helpers(void)
 {
     const struct timespec tick = {0, 20 * 1000 * 1000};
+    int threads = count_threads();
+
+    for (int waited_ms = 0; threads > threads_at_start &&
+                            waited_ms < (HELPER_IDLE_SECONDS + 2) * 1000;
+         waited_ms += 20) {
+        nanosleep(&tick, NULL);  /* EINTR: just look again sooner */
+        threads = count_threads();
+    }
+    if (threads > threads_at_start)
+        warn("%d helper threads still running at exit",
+             threads - threads_at_start);
+}
+
+/* /proc/self/task holds one entry per thread of this process. */
+static int count_threads(void)
+{
+    DIR *tasks = opendir("/proc/self/task");
     int threads = 0;
 
-    for (int waited_ms = 0; waited_ms < (HELPER_IDLE_SECONDS + 2) * 1000;
-         waited_ms += 20) {
-        DIR *tasks = opendir("/proc/self/task");
-        if (tasks == NULL) {
-            warn_errno("opendir(/proc/self/task)");
-            return;
-        }
-        threads = 0;
-        for (struct dirent *e; (e = readdir(tasks)) != NULL;)
-            threads += e->d_name[0] != '.';
-        closedir(tasks);
-        if (threads <= 1)
-            return;
-        nanosleep(&tick, NULL);  /* EINTR: just look again sooner */
+    if (tasks == NULL) {
+        warn_errno("opendir(/proc/self/task)");
+        return 0;  /* then nothing is waited for */
     }
-    warn("%d threads still running at exit", threads - 1);
+    for (struct dirent *e; (e = readdir(tasks)) != NULL;)
+        threads += e->d_name[0] != '.';
+    closedir(tasks);
+    return threads;
 }
