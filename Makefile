@@ -147,7 +147,7 @@ sanitize: deps-test build-asan
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    build/asan/tests/check $(MODEL)
 
-# TSan: the threaded models (01 threads, 06, 07). The runner runs only the
+# TSan: the threaded models (01 threads, 07; 06 under helgrind). The runner runs only the
 # variants that are threaded when given --threaded.
 tsan: deps-test build-tsan
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \

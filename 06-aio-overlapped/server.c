@@ -594,8 +594,8 @@ static void shutdown_all(int listen_fd)
                                     &deadline);
     pthread_mutex_unlock(&clients_lock);
     if (rc == ETIMEDOUT)  /* a completion never came: freeing is unsafe */
-        die("shutdown: requests still in flight after %d ms",
-            SHUTDOWN_WAIT_MS);
+        die_code(rc, "shutdown: requests still in flight after %d ms",
+                 SHUTDOWN_WAIT_MS);
 
     if (notify == NOTIFY_WAIT) {
         atomic_store(&stopping, true);
