@@ -187,4 +187,8 @@ clean:
 	rm -rf build compare tests/echo-client tests/check $(TOOLS) \
 	    $(foreach m,$(MODELS),$(m)/server)
 
+# Keep objects that only a pattern rule chain builds (tests/tool-*.o):
+# make would delete them as intermediates and relink the tool every time.
+.SECONDARY:
+
 -include $(shell find build -name '*.d' 2>/dev/null)
