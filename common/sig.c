@@ -3,13 +3,19 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* The only mutable globals in common/: what a signal handler needs. */
-static volatile sig_atomic_t stop_flag;
+/* The only mutable globals in common/: what a signal handler needs.
+ * stop_flag is a lock-free atomic rather than a volatile sig_atomic_t: the
+ * handler may run on any thread that does not block the signal (06's
+ * callback threads block none), and volatile orders nothing between
+ * threads. A lock-free atomic is safe in a handler too (C11 7.14.1.1). */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "stop_flag must be lock-free");
+static atomic_int stop_flag;
 static volatile sig_atomic_t wake_fd = -1;
 static volatile sig_atomic_t shutdown_fds[SIG_SHUTDOWN_SLOTS] = {-1, -1};
 
@@ -17,7 +23,7 @@ static void on_stop_signal(int signo)
 {
     (void)signo;
     int saved_errno = errno;  /* write() below must not disturb errno */
-    stop_flag = 1;
+    atomic_store(&stop_flag, 1);
     if (wake_fd != -1) {
         uint64_t one = 1;  /* an eventfd wants 8 bytes; a pipe takes them */
         ssize_t ignored = write(wake_fd, &one, sizeof(one));
@@ -60,9 +66,9 @@ void sig_shutdown_on_stop(int slot, int fd)
         shutdown_fds[slot] = fd;
 }
 
-bool sig_stop_requested(void) { return stop_flag != 0; }
+bool sig_stop_requested(void) { return atomic_load(&stop_flag) != 0; }
 
-void sig_request_stop(void) { stop_flag = 1; }
+void sig_request_stop(void) { atomic_store(&stop_flag, 1); }
 
 void sig_stop_set(sigset_t *set)
 {
