@@ -122,6 +122,13 @@ calc() { awk "BEGIN { printf \"%.6g\", ($1) }"; }
 # A reason or note goes into one CSV field: no commas, no newlines.
 csv_safe() { tr ',\n' '; ' <<<"$1" | sed 's/ *$//'; }
 
+# cpu_ticks: /proc/stat's first line, "steal total" in clock ticks (steal:
+# time the hypervisor gave this VM's CPUs to other guests).
+cpu_ticks() {
+    awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t }' \
+        /proc/stat
+}
+
 machine_info() {
     local cpu mem
     cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -409,9 +416,9 @@ print_table() {
     awk -F, -v w="$workload" -v stream="$([[ $(field "$1" 5) == stream ]] &&
         echo 1 || echo 0)" '
         BEGIN {
-            printf "%-27s %9s %8s %7s %8s %8s %7s %7s %6s %7s  %s\n",
-                "model", "msgs/s", "MB/s", "p50 us", "p99 us",
-                "CPU us/m", "vcs/m", "ivcs/m", "thr", "RSS MiB", "note"
+            printf "%-27s %8s %7s %7s %7s %8s %4s %4s %6s %6s %5s %7s  %s\n",
+                "model", "msgs/s", "MB/s", "p50 us", "p99 us", "CPU us/m",
+                "srv%", "cli%", "vcs/m", "ivcs/m", "thr", "RSS MiB", "note"
         }
         $1 != w { next }
         $3 != "ok" {
@@ -423,9 +430,11 @@ print_table() {
             lat50 = stream ? "-" : sprintf("%.0f", $12)
             lat99 = stream ? "-" : sprintf("%.0f", $13)
             cpu = $20 == "" ? "?" : sprintf("%.2f", $20)
-            printf "%-27s %9.0f %8.2f %7s %8s %8s %7.3f %7.3f %6s %7.1f  %s%s\n",
-                $2, $10, $11, lat50, lat99, cpu, $21 / m, $22 / m, $23,
-                $24 / 1024, $18 == 1 ? "* " : "", $4
+            srv = $19 == "" ? "?" : sprintf("%.0f", 100 * $19 / $8)
+            printf "%-27s %8.0f %7.2f %7s %7s %8s %4s %4.0f %6.3f %6.3f %5s " \
+                "%7.1f  %s%s\n", $2, $10, $11, lat50, lat99, cpu, srv,
+                100 * $17 / $8, $21 / m, $22 / m, $23, $24 / 1024,
+                $18 == 1 ? "* " : "", $4
         }' "$RESULTS"
 }
 
@@ -453,6 +462,9 @@ How to read these tables (README.md, "Reading make compare"):
   p50/p99 us     round-trip latency of one message, from bench's histogram
   CPU us/m       server CPU (user+system, all threads) per message: the
                  steadiest figure on a shared 2-core machine
+  srv% cli%      CPU the server / the load generator used, per second of the run:
+                 msgs/s measures a model only where one of them is near 100;
+                 both well below means the machine's other work took the CPUs
   vcs/m ivcs/m   the server's voluntary / involuntary context switches per message
   thr, RSS MiB   the server's most threads, and its peak RSS (VmHWM)
   *              client-bound: bench used >= ${CLIENT_BOUND/0./}% of its CPU, so msgs/s
@@ -599,7 +611,8 @@ cleanup() {
 }
 
 main() {
-    local started=$SECONDS
+    local started=$SECONDS ticks_at_start
+    ticks_at_start=$(cpu_ticks)
     if [[ ! -x $CLIENT ]]; then
         echo "compare: $CLIENT is not built (run make compare)" >&2
         exit 1
@@ -659,6 +672,9 @@ main() {
         print_targets
         echo
         echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg);" \
+            "CPU steal (the hypervisor's other guests) during the run:" \
+            "$(cpu_ticks | awk -v s="$ticks_at_start" '{ split(s, a, " ")
+                printf "%.1f%%", 100 * ($1 - a[1]) / ($2 - a[2] + 1) }');" \
             "whole run $((SECONDS - started)) s"
     } | tee "$OUT/tables.txt"
     plot_charts
