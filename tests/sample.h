@@ -9,7 +9,8 @@
  * What is counted, and what is not:
  *   cpu_seconds   utime+stime of the whole process (/proc/PID/stat); the
  *                 kernel adds an exiting thread's time to its process, so
- *                 this is complete;
+ *                 this is complete. It is counted in clock ticks (10 ms), so
+ *                 a period should last seconds, not milliseconds;
  *   *_ctxt        voluntary and involuntary context switches, per thread
  *                 (/proc/PID/task/TID/status), each thread's end value minus
  *                 its start value. A thread that exits within the period
