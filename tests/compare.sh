@@ -470,6 +470,8 @@ How to read these tables (README.md, "Reading make compare"):
   *              client-bound: bench used >= ${CLIENT_BOUND/0./}% of its CPU, so msgs/s
                  is the load generator's limit, not the server's; compare CPU us/m
   starved N      N connections completed no message in the measured period
+  07-completion-port runs its default -t, one worker per online CPU
+  ($(getconf _NPROCESSORS_ONLN) here), all of them on the server's one CPU; /t1 runs one worker.
 EOF
 }
 
