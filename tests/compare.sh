@@ -42,10 +42,11 @@ elif [[ $# -gt 0 ]]; then
 fi
 
 # ---------------------------------------------------------------- settings
-# Budget (2 cores): about 110 runs of warm-up + measure + ~0.5 s start and
-# stop, plus the 10000-connection runs' connects: full ~8 min, quick ~1.5.
+# Budget (2 cores): about 110 runs of warm-up + measure + ~0.4 s to start,
+# stop and sample, plus the 10000-connection runs' connects: the full run
+# takes about 8 minutes; quick (60 runs) about 1.5 with the build.
 if ((QUICK)); then
-    WARMUP=0.2 DURATION=1 STRACE_DURATION=0.5
+    WARMUP=0.2 DURATION=0.7 STRACE_DURATION=0.3
 else
     WARMUP=0.5 DURATION=3 STRACE_DURATION=1
 fi
@@ -191,10 +192,10 @@ run_bench() {
     local args=(bench -c "$1" -i "$2" -s "$3" -w "$WARMUP" -d "$DURATION"
         --csv --server-pid "$SERVER_PID" -p "$SERVER_PORT")
     [[ $4 == stream ]] && args+=(--stream)
-    # Bound: warm-up, its wait for first echoes, the run, and 30 s for
+    # Bound: warm-up, its wait for first echoes, the run, and 20 s for
     # connecting 10000 sockets and reading 10000 threads' /proc.
     local limit
-    limit=$(calc "$WARMUP + $BENCH_RAMP_MAX + $DURATION + 30")
+    limit=$(calc "$WARMUP + $BENCH_RAMP_MAX + $DURATION + 20")
     timeout "$limit" "${LOAD_PIN[@]}" "$CLIENT" "${args[@]}" \
         >"$TMP/bench.csv" 2>"$TMP/bench.err"
 }
@@ -277,10 +278,11 @@ run_one() {
         return
     fi
     log=$LOGS/$workload-${name//\//-}.err
-    # -c: the workload's connections and a margin, so that servers sizing
-    # their pools by -c (07) are not charged for capacity nobody uses.
+    # -c: exactly the workload's connections, so that servers sizing their
+    # pools by -c (06's helper threads, 07's contexts) are not charged for
+    # capacity nobody uses (and 06's limit of 10000 still admits the sweep).
     # shellcheck disable=SC2086 # opts is a list of words
-    if ! start_server "$log" "$BUILD/$bin" -c $((conns + idle + 16)) $opts; then
+    if ! start_server "$log" "$BUILD/$bin" -c $((conns + idle)) $opts; then
         record_skip "$workload" "$name" failed "$WHY"
         progress "      failed: $WHY"
         return
@@ -373,7 +375,7 @@ strace_one() {
     fi
     log=$LOGS/syscalls-${name//\//-}.err
     # shellcheck disable=SC2086 # opts is a list of words
-    if ! start_server "$log" "$BUILD/$bin" -c $((STRACE_CONNS + 16)) $opts; then
+    if ! start_server "$log" "$BUILD/$bin" -c "$STRACE_CONNS" $opts; then
         record_skip syscalls "$name" failed "$WHY"
         return
     fi
