@@ -560,17 +560,19 @@ print_targets() {
             }
             if (cpu_x > 0)
                 verdict(cpu[w, m] <= cpu_x * cpu[w, ref],
-                    sprintf("%s %s: CPU/msg %.2f us <= %.1f x %s (%.2f)",
-                        w, m, cpu[w, m], cpu_x, ref, cpu_x * cpu[w, ref]))
+                    sprintf("%s %s CPU/msg: %.2f us = %.2f x %s %.2f " \
+                        "(target <= %.1f)", w, m, cpu[w, m],
+                        cpu[w, m] / cpu[w, ref], ref, cpu[w, ref], cpu_x))
             if (mps_x > 0)
                 verdict(mps[w, m] >= mps_x * mps[w, ref],
-                    sprintf("%s %s: %.0f msgs/s >= %.1f x %s (%.0f)",
-                        w, m, mps[w, m], mps_x, ref, mps_x * mps[w, ref]))
+                    sprintf("%s %s msgs/s: %.0f = %.2f x %s %.0f " \
+                        "(target >= %.1f)", w, m, mps[w, m],
+                        mps[w, m] / mps[w, ref], ref, mps[w, ref], mps_x))
         }
         function beats(w, m, ref) {
             if (!have(w, m) || !have(w, ref)) return
             verdict(cpu[w, m] < cpu[w, ref] && mps[w, m] > mps[w, ref],
-                sprintf("%s %s beats %s: CPU/msg %.2f < %.2f us, " \
+                sprintf("%s %s beats %s: CPU/msg %.2f < %.2f us and " \
                     "%.0f > %.0f msgs/s", w, m, ref, cpu[w, m], cpu[w, ref],
                     mps[w, m], mps[w, ref]))
         }
@@ -600,8 +602,10 @@ print_targets() {
                 if (m !~ /^0[1-7]-/ || m ~ /^06-/ || !have("latency", m))
                     continue
                 verdict(p50["latency", m] <= 1.2 * p50["latency", best],
-                    sprintf("latency %s: p50 %.1f us <= 1.2 x best " \
-                        "model (%s, %.1f)", m, p50["latency", m], best,
+                    sprintf("latency %s p50: %.1f us = %.2f x that of the best " \
+                        "model (%s, %.1f; target <= 1.2)", m,
+                        p50["latency", m],
+                        p50["latency", m] / p50["latency", best], best,
                         p50["latency", best]))
             }
             printf "  %d missed\n", misses
