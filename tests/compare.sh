@@ -137,8 +137,8 @@ machine_info() {
     mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
     echo "machine: $(uname -srm), ${cpu:-unknown CPU}, $(nproc) CPUs, $mem"
     echo "run: $(date -u '+%Y-%m-%d %H:%M UTC'), $PINNING," \
-        "warm-up ${WARMUP} s + ${DURATION} s measured per run" \
-        "$( ((QUICK)) && echo '(QUICK)')"
+        "warm-up ${WARMUP} s + ${DURATION} s measured per run$(
+            ((QUICK)) && echo ' (QUICK)')"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" \
         "(other work on the machine makes every figure noisier)"
 }
