@@ -6,7 +6,9 @@
  *   [B3] readable: read, check each byte against the pattern, and when a
  *        message is complete record its latency and send the next one;
  *   [B4] writable: send what is still owed (EPOLLOUT is armed only then);
- *   [B5] at warm-up's end reset the counters; at the end stop and report.
+ *   [B5] once warmed up (time, and every connection echoed once) start
+ *        counting and sample the server; at the end sample it again, stop
+ *        and report.
  */
 #include "bench.h"
 
@@ -29,11 +31,13 @@
 struct bench_conn {
     int fd;
     int id;
-    uint64_t sent;       /* pattern offset of the next byte to send */
-    uint64_t received;   /* pattern offset of the next byte expected */
-    uint64_t owed;       /* pattern offset up to which we must send */
-    uint64_t started_ns; /* when the current message started */
-    bool want_out;       /* EPOLLOUT armed */
+    uint64_t sent;          /* pattern offset of the next byte to send */
+    uint64_t received;      /* pattern offset of the next byte expected */
+    uint64_t owed;          /* pattern offset up to which we must send */
+    uint64_t started_ns;    /* when the current message started */
+    uint64_t done;          /* messages completed, warm-up included */
+    uint64_t done_at_start; /* done when the measured period began */
+    bool want_out;          /* EPOLLOUT armed */
     bool dead;
 };
 
@@ -43,6 +47,7 @@ struct bench {
     int *idle_fds;
     int epoll_fd;
     int alive;
+    int served; /* connections that have had their first echo */
     bool measuring;
     struct bench_result *result;
 };
@@ -147,6 +152,18 @@ static void conn_next(struct bench *b, struct bench_conn *c)
     conn_send(b, c);
 }
 
+/* n more messages of c are complete. */
+static void conn_completed(struct bench *b, struct bench_conn *c, uint64_t n)
+{
+    if (n == 0)
+        return;
+    if (c->done == 0)
+        b->served++;
+    c->done += n;
+    if (b->measuring)
+        b->result->messages += n;
+}
+
 /* [B3] n echoed bytes arrived: check them and move the connection on.
  * Returns false when the connection failed. */
 static bool conn_got(struct bench *b, struct bench_conn *c, const char *data,
@@ -171,14 +188,12 @@ static bool conn_got(struct bench *b, struct bench_conn *c, const char *data,
     if (b->measuring)
         b->result->bytes += n;
     if (o->stream) {
-        if (b->measuring)
-            b->result->messages += c->received / o->size - before / o->size;
+        conn_completed(b, c, c->received / o->size - before / o->size);
         conn_next(b, c);
     } else if (c->received == c->owed) {
-        if (b->measuring) {
-            b->result->messages++;
+        if (b->measuring)
             hist_record(&b->result->latency, now_ns() - c->started_ns);
-        }
+        conn_completed(b, c, 1);
         conn_next(b, c);
     }
     return !c->dead;
@@ -244,26 +259,75 @@ static void bench_dispatch(struct bench *b, const struct epoll_event *ev)
         conn_send(b, c);
 }
 
+/* Is the warm-up over? Its time is up and every live connection has had
+ * an echo, or the first echoes have been waited for long enough. */
+static bool warmed_up(const struct bench *b, uint64_t now, uint64_t warm_at)
+{
+    uint64_t ramp_max = (uint64_t)BENCH_RAMP_MAX_S * 1000000000u;
+
+    return now >= warm_at &&
+           (b->served >= b->alive || now >= warm_at + ramp_max);
+}
+
+/* [B5] Warm-up over: count from here. The server is sampled before the
+ * clock is read, so both figures start at the same moment. */
+static uint64_t bench_start_measuring(struct bench *b, uint64_t started)
+{
+    pid_t pid = b->opts->server_pid;
+
+    if (pid != 0 && sample_begin(&b->result->server, pid, now_ns()) == -1)
+        warn_errno("bench: sampling server pid %d", (int)pid);
+    for (int i = 0; i < b->opts->conns; i++)
+        b->conns[i].done_at_start = b->conns[i].done;
+    b->measuring = true;
+    uint64_t now = now_ns();
+    b->result->warmup_seconds = (double)(now - started) / 1e9;
+    return now;
+}
+
+/* The end: the clock and our CPU first, then the server (which reads
+ * every thread's status: slow with 10000 threads, and not ours to count). */
+static void bench_stop_measuring(struct bench *b, uint64_t measured_from,
+                                 double cpu_before)
+{
+    struct bench_result *r = b->result;
+
+    r->seconds = (double)(now_ns() - measured_from) / 1e9;
+    r->cpu_seconds = cpu_seconds() - cpu_before;
+    for (int i = 0; i < b->opts->conns; i++)
+        if (b->conns[i].done == b->conns[i].done_at_start)
+            r->starved++;
+    if (sample_end(&r->server) == -1)
+        warn_errno("bench: sampling server pid %d", (int)r->server.pid);
+    sample_free(&r->server);
+}
+
 /* [B2]..[B5] Runs until the end of the measured period. */
 static int bench_loop(struct bench *b)
 {
     struct epoll_event events[256];
-    uint64_t start = now_ns(), measure_at, end_at, measured_from = start;
-    double cpu_before = cpu_seconds();
+    uint64_t start = now_ns(), warm_at, end_at = 0, measured_from = start;
+    double cpu_before = 0;
 
-    measure_at = start + (uint64_t)(b->opts->warmup * 1e9);
-    end_at = measure_at + (uint64_t)(b->opts->seconds * 1e9);
+    warm_at = start + (uint64_t)(b->opts->warmup * 1e9);
     for (;;) {
         uint64_t now = now_ns();
-        if (!b->measuring && now >= measure_at) {
-            b->measuring = true; /* [B5] warm-up over: count from here */
-            measured_from = now;
+        if (!b->measuring && warmed_up(b, now, warm_at)) {
+            measured_from = bench_start_measuring(b, start);
             cpu_before = cpu_seconds();
+            end_at = measured_from + (uint64_t)(b->opts->seconds * 1e9);
+            now = measured_from;
         }
-        if (now >= end_at || b->alive == 0)
+        if ((b->measuring && now >= end_at) || b->alive == 0)
             break;
-        uint64_t next = b->measuring ? end_at : measure_at;
-        int timeout = (int)((next - now) / 1000000) + 1;
+        if (b->measuring)
+            sample_tick(&b->result->server, now);
+        /* Wake at the next phase, or every 10 ms while the warm-up waits
+         * for first echoes (and the thread count is sampled). */
+        uint64_t next = b->measuring ? end_at : warm_at;
+        int timeout = next > now ? (int)((next - now) / 1000000) + 1 : 10;
+        if (b->measuring && timeout > SAMPLE_TICK_MS)
+            timeout = SAMPLE_TICK_MS;
         int n = epoll_wait(b->epoll_fd, events, 256, timeout);
         if (n == -1 && errno != EINTR) {
             warn_errno("bench: epoll_wait");
@@ -272,8 +336,11 @@ static int bench_loop(struct bench *b)
         for (int i = 0; i < n; i++)
             bench_dispatch(b, &events[i]);
     }
-    b->result->seconds = (double)(now_ns() - measured_from) / 1e9;
-    b->result->cpu_seconds = cpu_seconds() - cpu_before;
+    if (!b->measuring) { /* every connection failed in the warm-up */
+        measured_from = bench_start_measuring(b, start);
+        cpu_before = cpu_seconds();
+    }
+    bench_stop_measuring(b, measured_from, cpu_before);
     return 0;
 }
 
@@ -325,6 +392,38 @@ static double per_second(uint64_t count, double seconds)
     return seconds > 0 ? (double)count / seconds : 0;
 }
 
+/* The server's columns: empty when it was not sampled. */
+static void print_server_csv(const struct server_sample *s, FILE *out)
+{
+    if (!s->valid) {
+        fprintf(out, ",,,,,,\n");
+        return;
+    }
+    fprintf(out, ",%.3f,%ld,%ld,%ld,%ld,%d\n", s->cpu_seconds,
+            s->voluntary_ctxt, s->involuntary_ctxt, s->threads, s->peak_rss_kib,
+            s->fds);
+}
+
+static void print_server(const struct bench_result *r, FILE *out)
+{
+    const struct server_sample *s = &r->server;
+
+    if (!s->valid)
+        return;
+    fprintf(out, "  server     pid %d: CPU %.3f s", (int)s->pid,
+            s->cpu_seconds);
+    if (r->messages > 0)
+        fprintf(out, " (%.2f us per message)",
+                s->cpu_seconds * 1e6 / (double)r->messages);
+    fprintf(out,
+            "\n             context switches %ld voluntary, %ld "
+            "involuntary\n"
+            "             %ld threads at most, peak RSS %ld KiB, %d "
+            "descriptors\n",
+            s->voluntary_ctxt, s->involuntary_ctxt, s->threads, s->peak_rss_kib,
+            s->fds);
+}
+
 void bench_print(const struct bench_opts *o, const struct bench_result *r,
                  FILE *out)
 {
@@ -336,11 +435,13 @@ void bench_print(const struct bench_opts *o, const struct bench_result *r,
     if (o->csv) {
         fprintf(out,
                 "%s,%d,%d,%zu,%.3f,%llu,%.1f,%.3f,%.1f,%.1f,%.1f,%llu,"
-                "%.3f\n",
+                "%.3f,%llu",
                 o->stream ? "stream" : "closed", o->conns, o->idle, o->size,
                 r->seconds, (unsigned long long)r->messages,
                 per_second(r->messages, r->seconds), mbps, p50, p99, p999,
-                (unsigned long long)r->errors, r->cpu_seconds);
+                (unsigned long long)r->errors, r->cpu_seconds,
+                (unsigned long long)r->starved);
+        print_server_csv(&r->server, out);
         return;
     }
     fprintf(out,
@@ -348,7 +449,7 @@ void bench_print(const struct bench_opts *o, const struct bench_result *r,
             "measured after %.2f s warm-up\n",
             o->conns, o->idle, o->size,
             o->stream ? "blocks streamed" : "messages, closed loop", r->seconds,
-            o->warmup);
+            r->warmup_seconds);
     fprintf(out, "  messages   %llu (%.1f/s)\n",
             (unsigned long long)r->messages,
             per_second(r->messages, r->seconds));
@@ -356,6 +457,8 @@ void bench_print(const struct bench_opts *o, const struct bench_result *r,
     if (!o->stream)
         fprintf(out, "  latency    p50 %.1f us, p99 %.1f us, p99.9 %.1f us\n",
                 p50, p99, p999);
-    fprintf(out, "  errors     %llu\n  client CPU %.3f s\n",
-            (unsigned long long)r->errors, r->cpu_seconds);
+    fprintf(out, "  errors     %llu\n  starved    %llu\n  client CPU %.3f s\n",
+            (unsigned long long)r->errors, (unsigned long long)r->starved,
+            r->cpu_seconds);
+    print_server(r, out);
 }

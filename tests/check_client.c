@@ -146,7 +146,8 @@ END_TEST
 
 static const char status_sample[] =
     "Name:\techo server\nUmask:\t0022\nState:\tS (sleeping)\n"
-    "VmPeak:\t   10000 kB\nVmRSS:\t    2208 kB\nThreads:\t5\n"
+    "VmPeak:\t   10000 kB\nVmHWM:\t    4096 kB\nVmRSS:\t    2208 kB\n"
+    "Threads:\t5\n"
     "voluntary_ctxt_switches:\t17\nnonvoluntary_ctxt_switches:\t3\n";
 
 START_TEST(test_procfs_parse_status_fields)
@@ -155,6 +156,7 @@ START_TEST(test_procfs_parse_status_fields)
 
     ck_assert_int_eq(proc_parse_status(status_sample, &st), 0);
     ck_assert_int_eq(st.rss_kib, 2208);
+    ck_assert_int_eq(st.hwm_kib, 4096);
     ck_assert_int_eq(st.threads, 5);
     ck_assert_int_eq(st.voluntary_ctxt, 17);
     ck_assert_int_eq(st.involuntary_ctxt, 3);
@@ -210,6 +212,34 @@ START_TEST(test_procfs_reads_this_process)
     ck_assert_int_eq(proc_cpu_seconds(getpid(), &cpu), 0);
     ck_assert(cpu >= 0);
     ck_assert(proc_alive(getpid()));
+}
+END_TEST
+
+START_TEST(test_procfs_task_ctxt_delta_per_thread)
+{
+    /* Thread 20 exited (its counts are gone), 30 was born: only 10's
+     * growth and 30's whole count are what happened in between. */
+    static const struct proc_task_ctxt before[] = {{10, 100, 5}, {20, 50, 1}};
+    static const struct proc_task_ctxt after[] = {{10, 130, 7}, {30, 4, 1}};
+    long vol = -1, invol = -1;
+
+    proc_task_ctxt_delta(before, 2, after, 2, &vol, &invol);
+    ck_assert_int_eq(vol, 30 + 4);
+    ck_assert_int_eq(invol, 2 + 1);
+}
+END_TEST
+
+START_TEST(test_procfs_reads_own_threads)
+{
+    struct proc_task_ctxt *tasks = NULL;
+    int count = proc_read_task_ctxt(getpid(), &tasks);
+
+    ck_assert_int_ge(count, 1);
+    for (int i = 1; i < count; i++)
+        ck_assert_int_lt(tasks[i - 1].tid, tasks[i].tid); /* sorted */
+    ck_assert_int_ge(tasks[0].voluntary, 0);
+    free(tasks);
+    ck_assert_int_eq(proc_read_task_ctxt(0, &tasks), -1);
 }
 END_TEST
 
@@ -345,7 +375,7 @@ START_TEST(test_cli_bench_options)
     ck_assert_uint_eq(c.bench.size, 64);
     ck_assert(!c.bench.stream && !c.bench.csv);
     ck_assert_int_eq(parse_line("echo-client bench -c 50 -i 950 -s 1024 -d 2.5 "
-                                "-w 0 --stream --csv -p 9",
+                                "-w 0 --stream --csv --server-pid 42 -p 9",
                                 &c, err, sizeof(err)),
                      0);
     ck_assert_int_eq(c.bench.conns, 50);
@@ -354,6 +384,7 @@ START_TEST(test_cli_bench_options)
     ck_assert_double_eq(c.bench.seconds, 2.5);
     ck_assert_double_eq(c.bench.warmup, 0);
     ck_assert(c.bench.stream && c.bench.csv);
+    ck_assert_int_eq(c.bench.server_pid, 42);
     ck_assert_int_eq(c.bench.port, 9);
     ck_assert_str_eq(c.bench.host, "127.0.0.1");
 }
@@ -370,6 +401,7 @@ START_TEST(test_cli_rejects_bad_input)
         "echo-client bench -d abc -p 9",
         "echo-client bench -d 1e9 -p 9",
         "echo-client bench -s -5 -p 9",
+        "echo-client bench --only half-close -p 9",
         "echo-client suite -c 5 -p 9",
         "echo-client -H localhost -p 9",
         "echo-client suite --only nope -p 9",
@@ -424,6 +456,8 @@ void add_client_suites(SRunner *sr)
     tcase_add_test(tc, test_procfs_parse_status_zombie_and_garbage);
     tcase_add_test(tc, test_procfs_parse_stat_comm_with_parens);
     tcase_add_test(tc, test_procfs_reads_this_process);
+    tcase_add_test(tc, test_procfs_task_ctxt_delta_per_thread);
+    tcase_add_test(tc, test_procfs_reads_own_threads);
     tcase_add_test(tc, test_procfs_dead_child_is_not_alive);
     suite_add_tcase(s, tc);
     tc = tcase_create("socket-helpers");

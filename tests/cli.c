@@ -42,18 +42,24 @@ void cli_usage(FILE *out)
         "         runs the scenario catalogue; exit 0 iff none failed\n"
         "       echo-client bench [-c CONNS] [-i IDLE] [-s BYTES] "
         "[-d SECONDS] [-w SECONDS]\n"
-        "                         [--stream] [--csv] [-H HOST] -p PORT\n"
+        "                         [--stream] [--csv] [--server-pid PID] "
+        "[-H HOST] -p PORT\n"
         "         closed-loop load: CONNS connections (default 1) echo "
         "BYTES-byte messages\n"
         "         (default 64) for SECONDS (default 5) after a warm-up "
         "(default 1);\n"
         "         -i holds IDLE more connections open; --stream streams "
         "BYTES-byte blocks\n"
+        "         (the warm-up also waits, at most %d s, for every "
+        "connection's first echo)\n"
+        "         --server-pid samples the server's /proc over the measured "
+        "period\n"
         "         --csv prints one line: " BENCH_CSV_COLUMNS "\n"
         "  -H, --host ADDR   numeric server address (default 127.0.0.1)\n"
         "  -p, --port PORT   server port (required)\n"
         "      --help        this text\n"
-        "scenarios:");
+        "scenarios:",
+        BENCH_RAMP_MAX_S);
     for (size_t i = 0; i < scenario_count; i++)
         fprintf(out, "%s %s", i % 5 == 0 ? "\n " : "", scenarios[i].name);
     fprintf(out, "\n");
@@ -98,8 +104,9 @@ static bool option_allowed(enum cli_command command, int c)
     case OPT_HELP:
         return true;
     case OPT_ONLY:
-    case OPT_SERVER_PID:
         return command == CLI_SUITE;
+    case OPT_SERVER_PID:
+        return command == CLI_SUITE || command == CLI_BENCH;
     default:
         return command == CLI_BENCH;
     }
@@ -247,5 +254,6 @@ int cli_parse(int argc, char **argv, struct cli *out, char *err, size_t err_len)
     }
     out->bench.host = out->host;
     out->bench.port = out->port;
+    out->bench.server_pid = out->server_pid;
     return 0;
 }

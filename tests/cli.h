@@ -4,7 +4,8 @@
  *   echo-client [-H HOST] -p PORT                        interactive
  *   echo-client suite [--only NAME] [--server-pid PID] [-H HOST] -p PORT
  *   echo-client bench [-c CONNS] [-i IDLE] [-s BYTES] [-d SECONDS]
- *                     [-w SECONDS] [--stream] [--csv] [-H HOST] -p PORT
+ *                     [-w SECONDS] [--stream] [--csv] [--server-pid PID]
+ *                     [-H HOST] -p PORT
  */
 #ifndef TESTS_CLI_H
 #define TESTS_CLI_H
@@ -22,7 +23,7 @@ struct cli {
     const char *host;
     int port;
     const char *only; /* suite: one scenario, or NULL for all */
-    pid_t server_pid; /* suite: 0 = unknown */
+    pid_t server_pid; /* suite, bench: 0 = unknown */
     struct bench_opts bench;
 };
 

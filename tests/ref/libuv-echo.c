@@ -14,6 +14,7 @@
 #include "err.h"
 #include "log.h"
 #include "opts.h"
+#include "sig.h"
 #include "stats.h"
 
 #define BACKLOG_BYTES (64 * 1024)
@@ -147,6 +148,10 @@ int main(int argc, char **argv)
     opts_parse_or_exit(argc, argv, &model, &opts);
     log_init("libuv", opts.verbose);
     stats_init(&stats);
+    /* libuv writes with plain write(): a client that closes with echo still
+     * queued would kill us with SIGPIPE (make compare's bulk run did). */
+    if (sig_ignore_pipe() == -1)
+        die("sigaction(SIGPIPE)");
     if (strchr(opts.host, ':'))
         rc = uv_ip6_addr(opts.host, opts.port, (struct sockaddr_in6 *)&where);
     else
