@@ -35,6 +35,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -113,7 +114,7 @@ static void shutdown_server(pthread_t *workers);
 
 static const struct model_opt model_opts[] = {
     {"threads", 't', OPT_INT, "N", NULL, 1, 256,
-     "worker threads sharing the port (default: one per CPU)", &threads},
+     "worker threads sharing the port (default: one per CPU it may run on)", &threads},
     {"accepts", 0, OPT_INT, "K", NULL, 1, 1024,
      "accepts kept posted (default 16; the notes advise 10-15)",
      &accepts_target},
@@ -137,9 +138,13 @@ int main(int argc, char **argv)
     log_init("iocp", opts.verbose);
     stats_init(&stats);
     if (threads == 0) {
-        /* Win32: GetSystemInfo -> dwNumberOfProcessors */
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = cpus > 0 ? (int)cpus : 1;
+        /* Win32: GetSystemInfo -> dwNumberOfProcessors. The CPUs this
+         * process may run on, not all the machine's: under taskset -c 1 a
+         * second worker would only fight the first for cq_lock. */
+        cpu_set_t allowed;
+        if (sched_getaffinity(0, sizeof(allowed), &allowed) == -1)
+            die("sched_getaffinity");
+        threads = CPU_COUNT(&allowed) > 0 ? CPU_COUNT(&allowed) : 1;
     }
     /* IORING_OP_SEND never raises SIGPIPE (PITFALLS 9); this covers the
      * rest, should anyone add a write(). */
