@@ -114,7 +114,7 @@ static void shutdown_server(pthread_t *workers);
 
 static const struct model_opt model_opts[] = {
     {"threads", 't', OPT_INT, "N", NULL, 1, 256,
-     "worker threads sharing the port (default: one per CPU it may run on)", &threads},
+     "worker threads sharing the port (default: one per usable CPU)", &threads},
     {"accepts", 0, OPT_INT, "K", NULL, 1, 1024,
      "accepts kept posted (default 16; the notes advise 10-15)",
      &accepts_target},
