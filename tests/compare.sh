@@ -66,7 +66,7 @@ ROWS=(
     "06-aio-overlapped/wait|06-aio-overlapped/server|--notify wait"
     "06-aio-overlapped/callback|06-aio-overlapped/server|--notify callback"
     "07-completion-port|07-completion-port/server|"
-    "07-completion-port/t1|07-completion-port/server|-t 1"
+    "07-completion-port/t2|07-completion-port/server|-t 2"
     "libev|tests/ref/libev-echo|"
     "libuv|tests/ref/libuv-echo|"
 )
@@ -473,8 +473,9 @@ How to read these tables (README.md, "Reading make compare"):
   *              client-bound: bench used >= ${CLIENT_BOUND/0./}% of its CPU, so msgs/s
                  is the load generator's limit, not the server's; compare CPU us/m
   starved N      N connections completed no message in the measured period
-  07-completion-port runs its default -t, one worker per online CPU
-  ($(getconf _NPROCESSORS_ONLN) here), all of them on the server's one CPU; /t1 runs one worker.
+  07-completion-port runs its default -t, one worker per CPU it may run on:
+  pinned to one CPU, one worker; /t2 runs two workers sharing the port on that
+  one CPU, to show what sharing the completion queue costs (its locks).
 EOF
 }
 
