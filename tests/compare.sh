@@ -167,17 +167,24 @@ start_server() {
     SERVER_PORT=${line##*:}
 }
 
+# signal_and_wait SIG PID: send SIG, then wait at most 5 s for PID to end;
+# SIGKILL it if it has not. Returns 1 when it had to be killed.
+signal_and_wait() {
+    local i
+    kill "-$1" "$2" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        alive "$2" || return 0
+        sleep 0.05
+    done
+    kill -KILL "$2" 2>/dev/null || true
+    return 1
+}
+
 # stop_server: SIGTERM, then at most 5 s for the exit (SPEC: graceful within
 # 2 s). Sets SERVER_EXIT to the exit status, or "hung" (then killed).
 stop_server() {
-    local i rc=0
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        alive "$SERVER_PID" || break
-        sleep 0.05
-    done
-    if alive "$SERVER_PID"; then
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
+    local rc=0
+    if ! signal_and_wait TERM "$SERVER_PID"; then
         wait "$SERVER_PID" 2>/dev/null || true
         SERVER_EXIT=hung SERVER_PID=""
         return
@@ -322,15 +329,7 @@ strace_attach() {
 
 # strace_detach: SIGINT makes strace detach and write its summary.
 strace_detach() {
-    local i
-    kill -INT "$STRACE_PID" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        alive "$STRACE_PID" || break
-        sleep 0.05
-    done
-    if alive "$STRACE_PID"; then
-        kill -KILL "$STRACE_PID" 2>/dev/null || true
-    fi
+    signal_and_wait INT "$STRACE_PID" || true
     wait "$STRACE_PID" 2>/dev/null || true
     STRACE_PID=""
 }
