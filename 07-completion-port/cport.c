@@ -13,6 +13,9 @@
  *
  *   sq_lock  one poster at a time: take an SQE, fill it, submit it. Held for
  *            a few instructions and one io_uring_enter() that does not wait.
+ *            A worker's posts are submitted in a batch, when it is about to
+ *            wait for its next completion: one io_uring_enter() for all the
+ *            recvs and sends its handlers posted (posts_deferred).
  *   cq_lock  one completer at a time: the thread holding it sleeps until
  *            the next CQE arrives, copies it out, marks it seen, and lets
  *            go; the other idle workers wait on the mutex behind it. So the
@@ -60,8 +63,9 @@
 
 #include "err.h"
 
-/* SQEs wait in the SQ only between a post's get_sqe and its submit, one
- * post at a time: a small SQ is plenty. */
+/* SQEs wait in the SQ from a worker's post until it next waits for a
+ * completion (see posts_deferred); when the SQ fills first, claim_sqe
+ * submits it. 64 is plenty for one io_uring_enter(). */
 #define SQ_ENTRIES 64
 #define POOL_ALIGN 16
 
@@ -173,14 +177,31 @@ static struct io_uring_sqe *claim_sqe(struct cport *port)
     pthread_mutex_lock(&port->sq_lock);
     struct io_uring_sqe *sqe = io_uring_get_sqe(&port->ring);
     if (sqe == NULL) {
-        /* SQ full: only if an earlier submit failed and left entries
-         * behind. Push them to the kernel and try once more. */
+        /* SQ full: workers' deferred posts filled it (or an earlier
+         * submit failed). Push them to the kernel and try once more. */
         if (io_uring_submit(&port->ring) >= 0)
             sqe = io_uring_get_sqe(&port->ring);
         if (sqe == NULL)
             pthread_mutex_unlock(&port->sq_lock);
     }
     return sqe;
+}
+
+/* Batching: a worker's posts wait in the SQ until it is about to wait
+ * itself, and then go to the kernel in one io_uring_enter() with whatever
+ * else has gathered there (cport_get calls flush_sq). Set by cport_get on
+ * the thread it returns a completion to, so only workers defer: main's
+ * posts (cancels at shutdown, quit messages) are submitted at once. */
+static _Thread_local bool posts_deferred;
+
+static int submit_sq(struct cport *port)
+{
+    int rc;
+
+    do {
+        rc = io_uring_submit(&port->ring);
+    } while (rc == -EINTR); /* EINTR: a signal; the SQEs are still queued */
+    return rc < 0 ? rc : 0;
 }
 
 static int submit_locked(struct cport *port, struct io_uring_sqe *sqe,
@@ -192,12 +213,23 @@ static int submit_locked(struct cport *port, struct io_uring_sqe *sqe,
      * what tells it that whatever the poster wrote (the io, the buffer's
      * bookkeeping) happens before the completer reads it. */
     atomic_fetch_add_explicit(&port->in_flight, 1, memory_order_release);
-    int rc;
-    do {
-        rc = io_uring_submit(&port->ring);
-    } while (rc == -EINTR); /* EINTR: a signal; the SQE is still queued */
+    int rc = posts_deferred ? 0 : submit_sq(port);
     pthread_mutex_unlock(&port->sq_lock);
-    return rc < 0 ? rc : 0;
+    return rc;
+}
+
+/* Hands the SQEs that wait in the SQ to the kernel. Every thread that may
+ * sleep in cport_get calls it first: the completion it waits for, or the
+ * one the thread ahead of it waits for, may need one of them. */
+static int flush_sq(struct cport *port)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&port->sq_lock);
+    if (io_uring_sq_ready(&port->ring) > 0)
+        rc = submit_sq(port);
+    pthread_mutex_unlock(&port->sq_lock);
+    return rc;
 }
 
 static int post_io(struct cport *port, struct io_uring_sqe *sqe,
@@ -317,6 +349,10 @@ static int wait_cqe(struct cport *port, int timeout_ms,
         int rc = io_uring_peek_cqe(&port->ring, cqe);
         if (rc != -EAGAIN)
             return rc;
+        if ((rc = flush_sq(port)) < 0)  /* about to sleep: posts go first */
+            return rc;
+        if (io_uring_peek_cqe(&port->ring, cqe) == 0)
+            return 0;  /* the submit completed something inline */
         int n = poll(&pfd, 1, timeout_ms);
         if (n == 0)
             return -ETIME;
@@ -356,14 +392,21 @@ int cport_get(struct cport *port, struct cport_completion *done, int timeout_ms)
     int res, rc;
 
     /* Win32: GetQueuedCompletionStatus. The lock is the queue of waiting
-     * workers; the one holding it is the one the kernel will wake. */
-    pthread_mutex_lock(&port->cq_lock);
+     * workers; the one holding it is the one the kernel will wake. A
+     * worker that has to queue behind it submits its posts first: the
+     * leader may be waiting for exactly one of them. */
+    if (pthread_mutex_trylock(&port->cq_lock) != 0) {
+        if ((rc = flush_sq(port)) < 0)
+            return rc;
+        pthread_mutex_lock(&port->cq_lock);
+    }
     do {
         rc = take_cqe(port, timeout_ms, &user_data, &res);
     } while (rc == 0 && ud_tag(user_data) == UD_INTERNAL);
     pthread_mutex_unlock(&port->cq_lock);
     if (rc < 0)
         return rc;
+    posts_deferred = true; /* this thread is a worker: batch its posts */
 
     memset(done, 0, sizeof(*done));
     if (ud_tag(user_data) == UD_MESSAGE) {

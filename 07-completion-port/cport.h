@@ -120,7 +120,10 @@ void cport_associate(struct cport *port, struct cport_handle *handle, int fd,
  * Returns 0, or -errno if io_uring_submit failed (the kernel is out of
  * memory: with the completion queue sized by cport_create, nothing else can
  * make it fail). A failing operation (a bad fd, a reset peer) is not a
- * failing post: its error comes back in the completion. */
+ * failing post: its error comes back in the completion. On a worker (a
+ * thread cport_get has returned a completion to) the post reaches the
+ * kernel when that thread next calls cport_get, batched with its others;
+ * on any other thread at once. */
 int cport_post_accept(struct cport *port, struct cport_handle *listener,
                       struct cport_io *io, struct cport_handle *accept_handle);
 int cport_post_recv(struct cport *port, struct cport_handle *handle,
