@@ -117,13 +117,14 @@ void cport_associate(struct cport *port, struct cport_handle *handle, int fd,
 /* Posts an operation; its completion comes out of cport_get(). io is the
  * caller's until then only in the sense that it must stay allocated: the
  * kernel may write into it (ACCEPT's peer) and into buf (RECV) meanwhile.
- * Returns 0, or -errno if io_uring_submit failed (the kernel is out of
- * memory: with the completion queue sized by cport_create, nothing else can
- * make it fail). A failing operation (a bad fd, a reset peer) is not a
- * failing post: its error comes back in the completion. On a worker (a
- * thread cport_get has returned a completion to) the post reaches the
- * kernel when that thread next calls cport_get, batched with its others;
- * on any other thread at once. */
+ * A failing operation (a bad fd, a reset peer) is not a failing post: its
+ * error comes back in the completion. On a worker (a thread cport_get has
+ * returned a completion to) the post reaches the kernel when that thread
+ * next calls cport_get, batched with its others, and returns 0; a failed
+ * submit then comes out of cport_get. On any other thread it is submitted
+ * at once: returns 0, or -errno if io_uring_submit failed (the kernel is
+ * out of memory: with the completion queue sized by cport_create, nothing
+ * else can make it fail). */
 int cport_post_accept(struct cport *port, struct cport_handle *listener,
                       struct cport_io *io, struct cport_handle *accept_handle);
 int cport_post_recv(struct cport *port, struct cport_handle *handle,
@@ -145,8 +146,10 @@ int cport_post_message(struct cport *port, unsigned message);
 int cport_cancel_all(struct cport *port);
 
 /* GetQueuedCompletionStatus: waits up to timeout_ms (-1: forever) for one
- * completion and fills *done. Returns 0, -ETIME when the time ran out
- * (WAIT_TIMEOUT), or another -errno from io_uring_wait_cqe. */
+ * completion and fills *done. Before it can sleep it submits the posts this
+ * thread (and any other worker) left batched in the SQ. Returns 0, -ETIME
+ * when the time ran out (WAIT_TIMEOUT), or another -errno: from poll() on
+ * the ring, or from io_uring_submit of those batched posts. */
 int cport_get(struct cport *port, struct cport_completion *done,
               int timeout_ms);
 
