@@ -11,14 +11,15 @@
  * it becomes ready, so we must read until EAGAIN; a read budget per turn
  * and a ready list keep one busy client from starving the others.
  *
- *   [S1] setup_epoll, setup_listener: signalfd, listener in the set
+ *   [S1] setup_epoll, setup_stop, setup_listener: the set, with a
+ *        signalfd and the listener in it
  *   [S2] event_loop: epoll_wait() returns a batch of events
  *   [S3] the listener's event: on_accept, EPOLL_CTL_ADD  (Win32: FD_ACCEPT)
  *   [S4] EPOLLIN: on_readable recv()s, sends back        (Win32: FD_READ)
  *   [S5] EPOLLOUT, armed only while output is pending    (Win32: FD_WRITE)
  *   [S6] EOF, EPOLLERR/EPOLLHUP: conn_close: EPOLL_CTL_DEL, close; the
  *        struct is freed after the batch                 (Win32: FD_CLOSE)
- *   [S7] SIGTERM arrives as data on the signalfd: close all, summary
+ *   [S7] SIGTERM arrives as data on the signalfd: on_stop; shutdown_all
  *
  * Win32: WSACreateEvent + WSAEventSelect(s, ev, FD_READ|FD_CLOSE) is
  * epoll_ctl(ADD); WSAWaitForMultipleEvents is epoll_wait; the event mask
@@ -33,7 +34,7 @@
  * Try:  ./server -v            then: nc 127.0.0.1 9004 (in two terminals)
  *       ./server --edge -vv    edge-triggered, every event and byte count
  * gdb:  make gdb M=04   (walkthrough.gdb: break on_accept, on_event,
- *       on_readable, on_writable, conn_close, on_signal; print/x events)
+ *       on_readable, on_writable, conn_close, on_stop; print/x events)
  */
 #include <errno.h>
 #include <signal.h>
@@ -44,11 +45,11 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "addr.h"
 #include "buf.h"
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "net.h"
@@ -58,7 +59,7 @@
 
 #define DEFAULT_PORT 9004
 #define DEFAULT_MAX_CLIENTS 1000
-#define EMFILE_RETRY_MS 250
+#define EMFILE_PAUSE_MS 100     /* out of descriptors: stop accepting */
 #define ACCEPT_BATCH 64         /* accepts per turn: a flood waits its turn */
 #define MAX_EVENTS 64           /* per epoll_wait: a batch size, no limit */
 #define EDGE_READ_BUDGET 16     /* --edge: recv()s per client per turn */
@@ -92,12 +93,13 @@ static struct conn *ready_head, *ready_tail;
  * carry their address, so they are freed only once the batch is done. */
 static struct conn *graveyard;
 static uint32_t listen_armed;   /* EPOLLIN while accepting, else 0 */
-static long long accept_retry_at;  /* end of an EMFILE pause (ms), or 0 */
+static long long accept_paused_until;  /* EMFILE: clock_ms() to resume, or 0 */
 
 static void setup_epoll(void);
+static void setup_stop(void);
 static int setup_listener(void);
 static void event_loop(void);
-static void on_event(struct conn *c, uint32_t events);
+static bool on_event(struct conn *c, uint32_t events);
 static void on_accept(void);
 static void conn_open(int fd, const char *peer);
 static void on_hangup(struct conn *c, uint32_t events);
@@ -105,7 +107,7 @@ static bool on_readable(struct conn *c);
 static bool on_writable(struct conn *c);
 static bool watch(struct conn *c);
 static void conn_close(struct conn *c);
-static void on_signal(void);
+static void on_stop(void);
 static void shutdown_all(void);
 static void ready_push(struct conn *c);
 static void run_ready_list(void);
@@ -113,12 +115,13 @@ static void free_graveyard(void);
 static void watch_listener(void);
 static bool accepting(void);
 static int wait_timeout(void);
-static long long now_ms(void);
 
 static const struct model_opt model_opts[] = {
-    {"edge", 0, OPT_FLAG, NULL, NULL, 0, 0,
-     "edge-triggered (EPOLLET), reads budgeted per turn; default: level",
-     &edge_triggered},
+    {.name = "edge",
+     .kind = OPT_FLAG,
+     .help = "edge-triggered (EPOLLET), reads budgeted per turn; "
+             "default: level",
+     .value = &edge_triggered},
 };
 
 static const struct model_info model = {
@@ -134,8 +137,6 @@ static const struct model_info model = {
 
 int main(int argc, char **argv)
 {
-    int rc;
-
     opts_parse_or_exit(argc, argv, &model, &opts);
     log_init("epoll", opts.verbose);
     stats_init(&stats);
@@ -144,13 +145,9 @@ int main(int argc, char **argv)
      * kill us with SIGPIPE (we also pass MSG_NOSIGNAL; this covers all). */
     if (sig_ignore_pipe() == -1)
         die("sigaction(SIGPIPE)");
-    /* SIGINT/SIGTERM are read as data from a signalfd (setup_epoll), so
-     * they must never be delivered the usual way: block them. No handler,
-     * no flag to test before the wait, so no race with it either. */
-    if ((rc = sig_block_stop(NULL)) != 0)
-        die_code(rc, "pthread_sigmask");
 
     setup_epoll();
+    setup_stop();
     listen_fd = setup_listener();
     event_loop();
     shutdown_all();
@@ -159,19 +156,28 @@ int main(int argc, char **argv)
     return EXIT_SUCCESS;
 }
 
-/* [S1] The set, with the signalfd in it (level-triggered: a signal is
- * read once, whatever the mode). */
+/* [S1] The set: one for every socket. */
 static void setup_epoll(void)
 {
-    sigset_t stop;
-
     /* Win32: WSACreateEvent, but once for every socket, not once each */
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd == -1)
         die("epoll_create1");
-    /* Win32: WSASetEvent wakes a WSAWaitForMultipleEvents by hand; here
-     * that is an eventfd in the set, written to. A signalfd is the same
-     * idea for signals: a pending SIGTERM makes it readable. */
+}
+
+/* [S1] SIGINT/SIGTERM, read as data: blocked, so never delivered the usual
+ * way, and a signalfd in the set becomes readable when one is pending.
+ * No handler, no flag to test before the wait, so no race with it either.
+ * Win32: WSASetEvent wakes a WSAWaitForMultipleEvents by hand; here that
+ * would be an eventfd in the set, written to. A signalfd is the same idea
+ * for signals. Level-triggered: a signal is read once, whatever the mode. */
+static void setup_stop(void)
+{
+    sigset_t stop;
+    int rc;
+
+    if ((rc = sig_block_stop(NULL)) != 0)
+        die_code(rc, "pthread_sigmask");
     sig_stop_set(&stop);
     signal_fd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC);
     if (signal_fd == -1)
@@ -219,37 +225,39 @@ static void event_loop(void)
         for (int i = 0; i < n; i++) {
             void *ptr = events[i].data.ptr;  /* what we registered */
             if (ptr == &listen_fd)
-                on_accept();                            /* [S3] */
+                on_accept();
             else if (ptr == &signal_fd)
-                on_signal();                            /* [S7] */
+                on_stop();
             else
-                on_event(ptr, events[i].events);        /* [S4]-[S6] */
+                on_event(ptr, events[i].events);
         }
         run_ready_list();
         free_graveyard();  /* no event of this batch is left to use them */
     }
 }
 
-/* [S4]-[S6] for one client. events is what WSAEnumNetworkEvents fetches
- * with a second call on Windows; epoll delivers it with the event. */
-static void on_event(struct conn *c, uint32_t events)
+/* One client's events: a hangup, input, room to send. events is what
+ * WSAEnumNetworkEvents fetches with a second call on Windows; epoll
+ * delivers it with the event. Returns false when the client was closed. */
+static bool on_event(struct conn *c, uint32_t events)
 {
     if (c->dead)
-        return;  /* closed earlier in this batch: stale, not yet freed */
+        return false;  /* closed earlier in this batch: stale, not freed */
     log_trace("event fd=%d events=%#x", c->fd, events);
     if (events & (EPOLLERR | EPOLLHUP)) {
         on_hangup(c, events);
-        return;
+        return false;
     }
     if (events & EPOLLIN) {                   /* Win32: FD_READ */
         c->readable = true;
         if (edge_triggered)
             ready_push(c);  /* read in run_ready_list, a budget at a time */
         else if (!on_readable(c))
-            return;
+            return false;
     }
     if ((events & EPOLLOUT) && !buf_empty(&c->echo))  /* Win32: FD_WRITE */
-        on_writable(c);
+        return on_writable(c);
+    return true;
 }
 
 /* [S3] Accepts the clients waiting in the listen backlog, up to
@@ -264,11 +272,11 @@ static void on_accept(void)
             return;  /* EAGAIN: nobody is waiting any more */
         if (fd == -1 && net_accept_exhausted(errno)) {
             /* EMFILE: out of descriptors. The listener stays readable, so
-             * epoll_wait would return at once and accept() fail again: a
-             * busy loop (PITFALLS 1). Stop watching it until a client
-             * leaves, or for EMFILE_RETRY_MS (watch_listener). */
-            warn_errno("accept (pausing %d ms)", EMFILE_RETRY_MS);
-            accept_retry_at = now_ms() + EMFILE_RETRY_MS;
+             * the wait would return at once and accept() fail again: a busy
+             * loop (NOTES §7.1). Stop watching it until a client leaves, or
+             * for EMFILE_PAUSE_MS, in case no client of ours frees one. */
+            warn_errno("accept (pausing %d ms)", EMFILE_PAUSE_MS);
+            accept_paused_until = clock_ms() + EMFILE_PAUSE_MS;
             return;
         }
         if (fd == -1 && (errno == EINTR || net_accept_transient(errno)))
@@ -279,19 +287,17 @@ static void on_accept(void)
     }
 }
 
-/* A new client: its conn, registered with data.ptr = the conn. */
+/* [S3] A new client: its conn, registered with data.ptr = the conn. */
 static void conn_open(int fd, const char *peer)
 {
     struct conn *c = calloc(1, sizeof(*c));
-    int one = 1;
 
     if (c == NULL || buf_init(&c->echo, BUF_DEFAULT_CAP) == -1) {
         warn_errno("accept fd=%d: no memory, closing", fd);
         goto fail;
     }
-    /* Urgent (out-of-band) data stays in line and is echoed like the rest
-     * (otherwise recv() skips that byte). */
-    if (setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one)) == -1)
+    /* An urgent byte stays in line and is echoed like the rest. */
+    if (net_set_oobinline(fd) == -1)
         warn_errno("setsockopt(SO_OOBINLINE, fd=%d)", fd);
     c->fd = fd;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
@@ -363,7 +369,7 @@ static bool on_readable(struct conn *c)
             return false;
         }
         if (n == 0) {
-            c->peer_done = true;  /* [S6] FIN: echo what is left, close */
+            c->peer_done = true;  /* FIN: echo what is left, then close */
             c->readable = false;
             log_event("fd=%d half-closed, %zu bytes left to echo", c->fd,
                       buf_len(&c->echo));
@@ -397,7 +403,7 @@ static bool on_writable(struct conn *c)
         log_trace("send fd=%d %zd bytes", c->fd, sent);
     }
     if (c->peer_done && buf_empty(&c->echo)) {
-        conn_close(c);  /* [S6] half-close: everything echoed */
+        conn_close(c);  /* half-close: everything echoed */
         return false;
     }
     return watch(c);
@@ -405,7 +411,8 @@ static bool on_writable(struct conn *c)
 
 /* c's interest from its state; EPOLL_CTL_MOD only when it changes (Win32:
  * WSAEventSelect again, with the new FD_* mask). EPOLLIN while the backlog
- * has room (SPEC 3's backpressure) and the client may still send; EPOLLOUT
+ * has room (backpressure: a full client is not read until it drains) and
+ * the client may still send; EPOLLOUT
  * only while output is pending (with room a socket is always writable).
  *
  * --edge, the lost-edge trap: bytes that arrived while EPOLLIN was off
@@ -453,7 +460,7 @@ static void conn_close(struct conn *c)
         warn_errno("close(fd=%d)", c->fd);
     int now = stats_client_closed(&stats);
     log_event("close fd=%d peer=%s clients=%d", c->fd, c->peer, now);
-    accept_retry_at = 0;  /* a descriptor and a slot are free: accept */
+    accept_paused_until = 0;  /* a descriptor and a slot are free */
     c->dead = true;
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -466,7 +473,7 @@ static void conn_close(struct conn *c)
 }
 
 /* [S7] SIGINT/SIGTERM, read as data: the loop ends after this batch. */
-static void on_signal(void)
+static void on_stop(void)
 {
     struct signalfd_siginfo si;
     ssize_t n = read(signal_fd, &si, sizeof(si));
@@ -548,13 +555,14 @@ static void watch_listener(void)
     listen_armed = want;
 }
 
-/* Watch the listener? Not at -c (newcomers wait in the listen backlog),
- * nor during an EMFILE pause. */
+/* Accept now? Not at -c (newcomers wait in the listen backlog), nor
+ * during an EMFILE pause. */
 static bool accepting(void)
 {
-    if (accept_retry_at != 0 && now_ms() >= accept_retry_at)
-        accept_retry_at = 0;  /* the pause is over: try accept() again */
-    return accept_retry_at == 0 && stats_current(&stats) < opts.max_clients;
+    if (accept_paused_until != 0 && clock_ms() >= accept_paused_until)
+        accept_paused_until = 0;  /* the pause is over: try again */
+    return accept_paused_until == 0 &&
+           stats_current(&stats) < opts.max_clients;
 }
 
 /* The wait's timeout in ms: 0 while the ready list holds clients (serve
@@ -564,16 +572,8 @@ static int wait_timeout(void)
 {
     if (ready_head != NULL)
         return 0;
-    if (accept_retry_at == 0)
+    if (accept_paused_until == 0)
         return -1;
-    long long ms = accept_retry_at - now_ms();
+    long long ms = accept_paused_until - clock_ms();
     return ms > 0 ? (int)ms : 0;
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);  /* cannot fail with these args */
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }

@@ -74,10 +74,10 @@ commands
     continue
   end
 end
-break on_signal
+break on_stop
 commands
   silent
-  echo \n[tour 7] on_signal: SIGTERM arrived as data on the signalfd\n
+  echo \n[tour 7] on_stop: SIGTERM arrived as data on the signalfd\n
   print signal_fd
   print stats.current
   if $tour_batch

@@ -186,6 +186,13 @@ int net_set_nodelay(int fd, bool on)
     return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, sizeof(value));
 }
 
+int net_set_oobinline(int fd)
+{
+    int one = 1;
+
+    return setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
+}
+
 int net_set_timeouts(int fd, int millis)
 {
     struct timeval tv = {.tv_sec = millis / 1000,

@@ -40,6 +40,11 @@ int net_connect(const char *host, int port, int flags);
 
 int net_set_nonblock(int fd, bool on);
 int net_set_nodelay(int fd, bool on);
+/* SO_OOBINLINE: urgent (out-of-band) bytes stay in line and are read like
+ * the rest. Without it, recv() skips the urgent byte, and an echo server
+ * would silently drop a byte the client sent. Every server sets it on
+ * every client socket. */
+int net_set_oobinline(int fd);
 /* SO_RCVTIMEO and SO_SNDTIMEO, in milliseconds (0 = wait forever). */
 int net_set_timeouts(int fd, int millis);
 
