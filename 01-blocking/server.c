@@ -7,12 +7,14 @@
  * client its own thread (the design the notes warn against: a thread, a
  * stack and two context switches per client, capped here by -c).
  *
- *   [S1] setup_listener: socket, bind, listen        (Win32: the same calls)
- *   [S2] accept() blocks until a client connects     (Win32: accept)
- *   [S3] serve_client: recv() blocks until bytes come (Win32: recv)
- *   [S4]   send() them back, looping on short sends   (Win32: send)
- *   [S5] recv() returns 0: the client left; close     (Win32: closesocket)
- *   [S6] SIGTERM: the handler shutdown()s the blocked sockets; join, free
+ *   [S1] setup_stop, setup_conns, setup_listener: socket, bind, listen
+ *   [S2] event_loop: accept() blocks until a client connects  (Win32: accept)
+ *   [S3] on_accept: the client's socket, with its idle timeout
+ *   [S4] serve_client: recv() blocks until bytes come        (Win32: recv)
+ *   [S5]   send() them back, looping on short sends          (Win32: send)
+ *   [S6] recv() returns 0: the client left; conn_close   (Win32: closesocket)
+ *   [S7] SIGTERM: the handler shutdown()s the blocked sockets; shutdown_all
+ *        joins the threads and frees
  *
  * Win32: the notes' WSAStartup/WSACleanup have no counterpart (the socket
  * API is always there); SOCKET is an int; WSAGetLastError() is errno.
@@ -45,7 +47,7 @@
 #define DEFAULT_MAX_CLIENTS 1000
 #define DEFAULT_TIMEOUT_SECONDS 10
 #define THREAD_STACK_BYTES (256 * 1024)
-#define EMFILE_PAUSE_MS 100
+#define EMFILE_PAUSE_MS 100     /* out of descriptors: stop accepting */
 #define SLOT_LISTEN 0           /* sig_shutdown_on_stop slots */
 #define SLOT_CLIENT 1
 
@@ -65,32 +67,44 @@ static struct server_opts opts;
 static int mode = MODE_ITERATIVE;
 static int timeout_seconds = DEFAULT_TIMEOUT_SECONDS;
 static struct stats stats;
+static int listen_fd = -1;
 
-/* Threads mode: the slot table, its lock, and an eventfd used as a
- * semaphore that counts free slots (a stop signal also bumps it). */
+/* The clients: one slot in iterative mode, -c in threads mode, with a
+ * lock, and an eventfd used as a semaphore that counts free slots (a stop
+ * signal also bumps it). */
 static struct conn *conns;
+static int nconns;
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static int free_slots_fd = -1;
 
+static void setup_stop(void);
+static void setup_conns(void);
 static int setup_listener(void);
-static void run_iterative(int listen_fd);
-static void setup_threads(void);
-static void run_threads(int listen_fd);
-static int on_accept(int listen_fd, struct conn *c);
+static void event_loop(void);
+static void on_accept(struct conn *c);
 static void serve_client(struct conn *c);
 static void conn_close(struct conn *c);
-static void *client_thread(void *arg);
+static void start_worker(struct conn *c);
+static void *worker_main(void *arg);
+static void shutdown_all(void);
 static struct conn *take_free_slot(void);
 static void release_slot(struct conn *c, enum conn_state state);
-static void shutdown_threads(void);
 
 static const struct model_opt model_opts[] = {
-    {"mode", 0, OPT_CHOICE, "iterative|threads", "iterative|threads", 0, 0,
-     "iterative: one client at a time (default); threads: one thread each",
-     &mode},
-    {"timeout", 0, OPT_INT, "SECONDS", NULL, 1, 3600,
-     "drop a client idle (or not reading) this long (default 10)",
-     &timeout_seconds},
+    {.name = "mode",
+     .kind = OPT_CHOICE,
+     .arg_name = "iterative|threads",
+     .choices = "iterative|threads",
+     .help = "iterative: one client at a time (default); threads: one "
+             "thread each",
+     .value = &mode},
+    {.name = "timeout",
+     .kind = OPT_INT,
+     .arg_name = "SECONDS",
+     .min = 1,
+     .max = 3600,
+     .help = "drop a client idle (or not reading) this long (default 10)",
+     .value = &timeout_seconds},
 };
 
 static const struct model_info model = {
@@ -113,99 +127,132 @@ int main(int argc, char **argv)
      * kill us with SIGPIPE (we also pass MSG_NOSIGNAL; this covers all). */
     if (sig_ignore_pipe() == -1)
         die("sigaction(SIGPIPE)");
-    if (sig_catch_stop() == -1)
-        die("sigaction(SIGTERM)");
 
-    if (mode == MODE_THREADS)
-        setup_threads();
-    int listen_fd = setup_listener();
-    if (mode == MODE_ITERATIVE)
-        run_iterative(listen_fd);
-    else
-        run_threads(listen_fd);
-
-    sig_shutdown_on_stop(SLOT_LISTEN, -1);
+    setup_stop();
+    setup_conns();
+    listen_fd = setup_listener();
+    event_loop();
+    shutdown_all();
     close(listen_fd);
     stats_print_summary(&stats);
     return EXIT_SUCCESS;
 }
 
+/* [S1] SIGINT/SIGTERM run a handler that sets a flag, without SA_RESTART,
+ * so a blocked call returns EINTR; and it shutdown()s the sockets we block
+ * on (setup_listener, event_loop), which makes a blocked (or about to
+ * block) accept() or recv() return at once: no race with the flag. */
+static void setup_stop(void)
+{
+    if (sig_catch_stop() == -1)
+        die("sigaction(SIGTERM)");
+}
+
+/* [S1] The slot table and its free-slot counter. Done before the listening
+ * line, so the server is whole when it says so. */
+static void setup_conns(void)
+{
+    nconns = mode == MODE_THREADS ? opts.max_clients : 1;
+    conns = calloc(nconns, sizeof(*conns));
+    if (conns == NULL)
+        die("calloc(%d conns)", nconns);
+    for (int i = 0; i < nconns; i++)
+        conns[i].fd = -1;
+    /* EFD_SEMAPHORE: each read() takes one free slot and blocks at zero. */
+    free_slots_fd = eventfd(nconns, EFD_SEMAPHORE | EFD_CLOEXEC);
+    if (free_slots_fd == -1)
+        die("eventfd");
+    sig_set_wake_fd(free_slots_fd);  /* a stop signal also wakes the wait */
+}
+
 /* [S1] socket/bind/listen, then the one line on stdout. */
 static int setup_listener(void)
 {
-    int listen_fd = net_listen(opts.host, opts.port, SOCK_CLOEXEC);
-    if (listen_fd == -1)
+    int fd = net_listen(opts.host, opts.port, SOCK_CLOEXEC);
+    if (fd == -1)
         die("listen on %s port %d", opts.host, opts.port);
     /* A stop signal shuts this socket down, which makes a blocked (or
      * about to block) accept() fail at once: no race with the flag. */
-    sig_shutdown_on_stop(SLOT_LISTEN, listen_fd);
-    if (net_announce(listen_fd) == -1)
+    sig_shutdown_on_stop(SLOT_LISTEN, fd);
+    if (net_announce(fd) == -1)
         die("announce");
-    return listen_fd;
+    return fd;
 }
 
-/* The notes' first model: accept one client, serve it to the end, repeat.
- * Everyone else waits in the listen backlog meanwhile. */
-static void run_iterative(int listen_fd)
+/* [S2] The wait is the accept() itself (on_accept): this thread blocks
+ * there until a client comes. Iterative, the notes' first model: serve
+ * that client to the end, then accept the next; everyone else waits in the
+ * listen backlog meanwhile. Threads: hand the client to a thread of its
+ * own and accept the next, once a slot is free (take_free_slot waits at
+ * -c). */
+static void event_loop(void)
 {
-    struct conn c = {.fd = -1};
-
-    if (buf_init(&c.echo, BUF_DEFAULT_CAP) == -1)
-        die("buf_init");
     while (!sig_stop_requested()) {
-        if (on_accept(listen_fd, &c) == -1)
+        struct conn *c = take_free_slot();
+        if (c == NULL)
+            continue;  /* woken by a stop signal: the loop ends */
+        on_accept(c);
+        if (c->fd == -1) {
+            release_slot(c, CONN_FREE);
             continue;
+        }
+        if (mode == MODE_THREADS) {
+            start_worker(c);
+            continue;
+        }
         /* From here a stop signal shuts the client's socket too, so a
          * blocked recv() returns 0 at once. Set before testing the flag. */
-        sig_shutdown_on_stop(SLOT_CLIENT, c.fd);
+        sig_shutdown_on_stop(SLOT_CLIENT, c->fd);
         if (!sig_stop_requested())
-            serve_client(&c);
+            serve_client(c);
         sig_shutdown_on_stop(SLOT_CLIENT, -1);
-        conn_close(&c);
+        conn_close(c);
+        release_slot(c, CONN_FREE);
     }
-    buf_free(&c.echo);
 }
 
-/* [S2] Blocks in accept(). Returns 0 with c->fd set, or -1 to loop again
- * (a signal, a transient error, or a pause for lack of descriptors). */
-static int on_accept(int listen_fd, struct conn *c)
+/* [S3] Blocks in accept(). Sets c->fd to the client, or to -1 to loop
+ * again (a signal, a transient error, or a pause for lack of descriptors). */
+static void on_accept(struct conn *c)
 {
     c->fd = net_accept(listen_fd, SOCK_CLOEXEC, c->peer, sizeof(c->peer));
     if (c->fd == -1) {
         if (sig_stop_requested() || errno == EINTR)
-            return -1;  /* EINTR: a signal; the loop re-checks the flag */
+            return;  /* EINTR: a signal; the loop re-checks the flag */
         if (net_accept_exhausted(errno)) {
             /* EMFILE: out of descriptors. Retrying at once would spin
-             * (PITFALLS 1); only a leaving client frees one, so wait a
+             * (NOTES §7.1); only a leaving client frees one, so wait a
              * little and leave the newcomers in the listen backlog. */
             warn_errno("accept (pausing %d ms)", EMFILE_PAUSE_MS);
             struct timespec pause = {0, EMFILE_PAUSE_MS * 1000000L};
             nanosleep(&pause, NULL);  /* EINTR: the loop re-checks */
-            return -1;
+            return;
         }
         if (!net_accept_transient(errno))
             die("accept");  /* EBADF, EINVAL...: a bug, not a client */
         warn_errno("accept");
-        return -1;
+        return;
     }
+    /* An urgent byte stays in line and is echoed like the rest. */
+    if (net_set_oobinline(c->fd) == -1)
+        warn_errno("setsockopt(SO_OOBINLINE, fd=%d)", c->fd);
     /* The idle timeout: without it one silent client (or one that never
      * reads its echo) would hold the iterative server forever. */
     if (net_set_timeouts(c->fd, timeout_seconds * 1000) == -1)
         warn_errno("setsockopt(SO_RCVTIMEO, fd=%d)", c->fd);
     int now = stats_client_opened(&stats);
     log_event("accept fd=%d peer=%s clients=%d", c->fd, c->peer, now);
-    return 0;
 }
 
-/* [S3]-[S5] Echo until the client leaves: recv what is there (up to the
- * buffer's bound), send all of it back, repeat. Waiting in send() is the
+/* Echo until the client leaves: recv what is there (up to the buffer's
+ * bound), send all of it back, repeat. Waiting in send() is the
  * backpressure: we read no more until the client takes its echo. */
 static void serve_client(struct conn *c)
 {
     for (;;) {
-        ssize_t n = buf_fill(&c->echo, c->fd);       /* [S3] blocks */
+        ssize_t n = buf_fill(&c->echo, c->fd);       /* [S4] blocks */
         if (n == 0)
-            return;  /* [S5] orderly close (or our own stop shutdown) */
+            return;  /* the client left (or our own stop shutdown) */
         if (n == -1) {
             if (errno == EINTR && !sig_stop_requested())
                 continue;  /* a signal we do not stop for: recv again */
@@ -217,7 +264,7 @@ static void serve_client(struct conn *c)
             return;
         }
         log_trace("recv fd=%d %zd bytes", c->fd, n);
-        while (!buf_empty(&c->echo)) {               /* [S4] */
+        while (!buf_empty(&c->echo)) {               /* [S5] */
             ssize_t sent = buf_drain(&c->echo, c->fd);
             if (sent == -1 && errno == EINTR && !sig_stop_requested())
                 continue;
@@ -233,6 +280,7 @@ static void serve_client(struct conn *c)
     }
 }
 
+/* [S6] recv() returned 0 (the client left), an error, or the timeout. */
 static void conn_close(struct conn *c)
 {
     if (c->fd == -1)
@@ -245,59 +293,32 @@ static void conn_close(struct conn *c)
     c->echo.len = 0;  /* a reset client may leave unsent bytes behind */
 }
 
-/* --mode threads, set-up: the slot table and its free-slot counter. Done
- * before the listening line, so the server is whole when it says so. */
-static void setup_threads(void)
-{
-    conns = calloc(opts.max_clients, sizeof(*conns));
-    if (conns == NULL)
-        die("calloc(%d conns)", opts.max_clients);
-    for (int i = 0; i < opts.max_clients; i++)
-        conns[i].fd = -1;
-    /* EFD_SEMAPHORE: each read() takes one free slot and blocks at zero. */
-    free_slots_fd = eventfd(opts.max_clients, EFD_SEMAPHORE | EFD_CLOEXEC);
-    if (free_slots_fd == -1)
-        die("eventfd");
-    sig_set_wake_fd(free_slots_fd);  /* a stop signal also wakes the wait */
-}
-
-/* --mode threads: this thread only accepts; each client gets a thread
- * running the same serve_client() as the iterative loop. */
-static void run_threads(int listen_fd)
+/* --mode threads: the client's own thread runs the same serve_client() as
+ * the iterative loop. Signals stay with the main thread: the worker
+ * inherits a mask that blocks them, so a stop interrupts only accept(). */
+static void start_worker(struct conn *c)
 {
     pthread_attr_t attr;
+    sigset_t old;
     int rc;
 
     if ((rc = pthread_attr_init(&attr)) != 0 ||
         (rc = pthread_attr_setstacksize(&attr, THREAD_STACK_BYTES)) != 0)
         die_code(rc, "pthread_attr");
-
-    while (!sig_stop_requested()) {
-        struct conn *c = take_free_slot();           /* waits at -c */
-        if (c == NULL)
-            continue;  /* woken by a stop signal: the loop ends */
-        if (on_accept(listen_fd, c) == -1) {
-            release_slot(c, CONN_FREE);
-            continue;
-        }
-        /* Signals stay with this thread: client threads inherit a mask
-         * that blocks them, so a stop interrupts only accept(). */
-        sigset_t old;
-        sig_block_stop(&old);
-        rc = pthread_create(&c->thread, &attr, client_thread, c);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (rc != 0) {
-            /* EAGAIN: out of threads. Refuse this client, keep the rest. */
-            warn_code(rc, "pthread_create (closing fd=%d)", c->fd);
-            conn_close(c);
-            release_slot(c, CONN_FREE);
-        }
-    }
+    sig_block_stop(&old);
+    /* Win32: CreateThread(NULL, 0, ThreadProc, c, 0, NULL) */
+    rc = pthread_create(&c->thread, &attr, worker_main, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
-    shutdown_threads();
+    if (rc != 0) {
+        /* EAGAIN: out of threads. Refuse this client, keep the rest. */
+        warn_code(rc, "pthread_create (closing fd=%d)", c->fd);
+        conn_close(c);
+        release_slot(c, CONN_FREE);
+    }
 }
 
-static void *client_thread(void *arg)
+static void *worker_main(void *arg)
 {
     struct conn *c = arg;
 
@@ -307,6 +328,32 @@ static void *client_thread(void *arg)
     pthread_mutex_unlock(&table_lock);
     release_slot(c, CONN_FINISHED);  /* joined by whoever takes it next */
     return NULL;
+}
+
+/* [S7] close() would not wake a thread blocked in recv() (close(2)), but
+ * shutdown() does: recv() returns 0 and the thread finishes normally. */
+static void shutdown_all(void)
+{
+    sig_shutdown_on_stop(SLOT_LISTEN, -1);
+    pthread_mutex_lock(&table_lock);
+    for (int i = 0; i < nconns; i++)
+        if (conns[i].state == CONN_SERVING && conns[i].fd != -1)
+            shutdown(conns[i].fd, SHUT_RDWR);  /* ENOTCONN if reset: fine */
+    pthread_mutex_unlock(&table_lock);
+    for (int i = 0; i < nconns; i++) {
+        /* Read the state under the lock: its thread may be setting it to
+         * FINISHED right now (TSan reports the race otherwise). */
+        pthread_mutex_lock(&table_lock);
+        bool has_thread = conns[i].state != CONN_FREE &&
+                          mode == MODE_THREADS;
+        pthread_mutex_unlock(&table_lock);
+        if (has_thread)
+            pthread_join(conns[i].thread, NULL);
+        buf_free(&conns[i].echo);
+    }
+    free(conns);
+    sig_set_wake_fd(-1);
+    close(free_slots_fd);
 }
 
 /* Marks the slot free (or finished, to be joined) and counts it free. */
@@ -321,8 +368,9 @@ static void release_slot(struct conn *c, enum conn_state state)
         warn_errno("write(eventfd)");  /* only on a counter overflow */
 }
 
-/* Waits until fewer than -c clients are served, then returns a slot, or
- * NULL when a stop signal woke the wait. */
+/* Waits until a slot is free (fewer than -c clients in threads mode; the
+ * one slot in iterative mode always is), then returns it, or NULL when a
+ * stop signal woke the wait. */
 static struct conn *take_free_slot(void)
 {
     uint64_t count;
@@ -336,7 +384,7 @@ static struct conn *take_free_slot(void)
         return NULL;  /* the handler's wake-up, or a slot: either way, stop */
     pthread_mutex_lock(&table_lock);
     struct conn *found = NULL;
-    for (int i = 0; i < opts.max_clients && found == NULL; i++) {
+    for (int i = 0; i < nconns && found == NULL; i++) {
         if (conns[i].state == CONN_SERVING)
             continue;
         found = &conns[i];
@@ -349,28 +397,4 @@ static struct conn *take_free_slot(void)
     if (found->echo.data == NULL && buf_init(&found->echo, BUF_DEFAULT_CAP))
         die("buf_init");
     return found;
-}
-
-/* [S6] close() would not wake a thread blocked in recv() (close(2)), but
- * shutdown() does: recv() returns 0 and the thread finishes normally. */
-static void shutdown_threads(void)
-{
-    pthread_mutex_lock(&table_lock);
-    for (int i = 0; i < opts.max_clients; i++)
-        if (conns[i].state == CONN_SERVING && conns[i].fd != -1)
-            shutdown(conns[i].fd, SHUT_RDWR);  /* ENOTCONN if reset: fine */
-    pthread_mutex_unlock(&table_lock);
-    for (int i = 0; i < opts.max_clients; i++) {
-        /* Read the state under the lock: its thread may be setting it to
-         * FINISHED right now (TSan reports the race otherwise). */
-        pthread_mutex_lock(&table_lock);
-        bool has_thread = conns[i].state != CONN_FREE;
-        pthread_mutex_unlock(&table_lock);
-        if (has_thread)
-            pthread_join(conns[i].thread, NULL);
-        buf_free(&conns[i].echo);
-    }
-    free(conns);
-    sig_set_wake_fd(-1);
-    close(free_slots_fd);
 }

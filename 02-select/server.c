@@ -9,7 +9,7 @@
  * numbered 1024 or more cannot be watched at all, so this model serves at
  * most about 1020 clients, and that inherent limit is -c's default.
  *
- *   [S1] setup_listener: socket, bind, listen, nonblocking (Win32: the same)
+ *   [S1] setup_stop; setup_listener: socket, bind, listen   (Win32: the same)
  *   [S2] event_loop: copy the master sets, pselect() waits  (Win32: select)
  *   [S3] listening socket readable: on_accept, FD_SET        (Win32: accept)
  *   [S4] client readable: on_readable recv()s, sends back    (Win32: recv)
@@ -41,6 +41,7 @@
 
 #include "addr.h"
 #include "buf.h"
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "net.h"
@@ -52,7 +53,7 @@
 #define OWN_FDS 4               /* stdin, stdout, stderr, the listener */
 #define DEFAULT_MAX_CLIENTS (FD_SETSIZE - OWN_FDS)
 #define SELECT_TIMEOUT_MS 1000  /* the notes' timeout (they wait 3 s) */
-#define EMFILE_RETRY_MS 250
+#define EMFILE_PAUSE_MS 100     /* out of descriptors: stop accepting */
 #define ACCEPT_BATCH 64         /* accepts per turn: a flood waits its turn */
 
 /* One client, found by its descriptor number: conns[fd]. */
@@ -66,6 +67,7 @@ struct conn {
 static struct server_opts opts;
 static struct stats stats;
 static int listen_fd = -1;
+static sigset_t wait_mask;       /* the stop signals unblocked: see setup_stop */
 
 /* What we want watched. select() overwrites the sets it is given, so every
  * turn works on copies of these (the notes' "temporary" fd_set b = a). */
@@ -73,12 +75,13 @@ static fd_set read_master;      /* clients with room in their backlog */
 static fd_set write_master;     /* clients with output pending */
 static struct conn *conns[FD_SETSIZE];
 static int max_fd = -1;         /* highest client descriptor, or -1 */
-static long long accept_retry_at;  /* end of an EMFILE pause (ms), or 0 */
+static long long accept_paused_until;  /* EMFILE: clock_ms() to resume, or 0 */
 
+static void setup_stop(void);
 static int setup_listener(void);
-static void event_loop(const sigset_t *wait_mask);
-static void serve_ready(int fd, fd_set *readfds, fd_set *writefds,
-                        fd_set *exceptfds);
+static void event_loop(void);
+static bool on_event(int fd, fd_set *readfds, fd_set *writefds,
+                     fd_set *exceptfds);
 static void on_accept(void);
 static void conn_open(int fd, const char *peer);
 static bool on_exception(struct conn *c);
@@ -89,7 +92,6 @@ static void conn_close(struct conn *c);
 static void shutdown_all(void);
 static bool accepting(void);
 static struct timespec wait_timeout(void);
-static long long now_ms(void);
 
 static const struct model_info model = {
     .program = "02-select/server",
@@ -104,9 +106,6 @@ static const struct model_info model = {
 
 int main(int argc, char **argv)
 {
-    sigset_t wait_mask;
-    int rc;
-
     opts_parse_or_exit(argc, argv, &model, &opts);
     log_init("select", opts.verbose);
     stats_init(&stats);
@@ -115,22 +114,29 @@ int main(int argc, char **argv)
      * kill us with SIGPIPE (we also pass MSG_NOSIGNAL; this covers all). */
     if (sig_ignore_pipe() == -1)
         die("sigaction(SIGPIPE)");
-    if (sig_catch_stop() == -1)
-        die("sigaction(SIGTERM)");
-    /* SIGINT/SIGTERM stay blocked except inside pselect(): see event_loop.
-     * wait_mask is the mask to wait with: ours, with both unblocked (even if
-     * whoever started us had blocked them). */
-    if ((rc = sig_block_stop(&wait_mask)) != 0)
-        die_code(rc, "pthread_sigmask");
-    sigdelset(&wait_mask, SIGINT);
-    sigdelset(&wait_mask, SIGTERM);
 
+    setup_stop();
     listen_fd = setup_listener();
-    event_loop(&wait_mask);
+    event_loop();
     shutdown_all();
     close(listen_fd);
     stats_print_summary(&stats);
     return EXIT_SUCCESS;
+}
+
+/* [S1] SIGINT/SIGTERM set a flag (a handler), and stay blocked except
+ * inside pselect(): see event_loop. wait_mask is the mask to wait with: ours,
+ * with both unblocked (even if whoever started us had blocked them). */
+static void setup_stop(void)
+{
+    int rc;
+
+    if (sig_catch_stop() == -1)
+        die("sigaction(SIGTERM)");
+    if ((rc = sig_block_stop(&wait_mask)) != 0)
+        die_code(rc, "pthread_sigmask");
+    sigdelset(&wait_mask, SIGINT);
+    sigdelset(&wait_mask, SIGTERM);
 }
 
 /* [S1] socket/bind/listen, then the one line on stdout. Nonblocking: a
@@ -157,7 +163,7 @@ static int setup_listener(void)
  * blocked everywhere except inside pselect(), which installs wait_mask and
  * waits in one atomic step: an early signal stays pending until then and
  * interrupts the wait at once (EINTR). */
-static void event_loop(const sigset_t *wait_mask)
+static void event_loop(void)
 {
     while (!sig_stop_requested()) {
         fd_set readfds = read_master;   /* fd sets are not reusable after */
@@ -171,7 +177,7 @@ static void event_loop(const sigset_t *wait_mask)
         /* Plain select() would also rewrite its struct timeval on Linux
          * (to the time left): that too must be rebuilt every turn. */
         int ready = pselect(nfds, &readfds, &writefds, &exceptfds, &timeout,
-                            wait_mask);
+                            &wait_mask);
         if (ready == -1 && errno == EINTR)
             continue;  /* EINTR: a signal came; the loop tests the flag */
         if (ready == -1)
@@ -182,27 +188,28 @@ static void event_loop(const sigset_t *wait_mask)
         if (FD_ISSET(listen_fd, &readfds))
             on_accept();  /* first: new fds then carry no stale bits */
         for (int fd = 0; fd < nfds; fd++)
-            serve_ready(fd, &readfds, &writefds, &exceptfds);
+            on_event(fd, &readfds, &writefds, &exceptfds);
     }
 }
 
-/* [S4]-[S6] for one descriptor: the FD_ISSET walk. Every number below nfds
- * is tested, ready or not: the cost of select() grows with the highest
+/* One descriptor's events: the FD_ISSET walk. Every number below nfds is
+ * tested, ready or not: the cost of select() grows with the highest
  * descriptor, not with the number of ready ones. (Win32: the notes walk
  * fd_array[0 .. fd_count), the SOCKETs select() left in the set.) */
-static void serve_ready(int fd, fd_set *readfds, fd_set *writefds,
-                        fd_set *exceptfds)
+static bool on_event(int fd, fd_set *readfds, fd_set *writefds,
+                     fd_set *exceptfds)
 {
     struct conn *c = conns[fd];
 
     if (c == NULL)
-        return;  /* the listener, a free number, or closed this turn */
+        return false;  /* the listener, a free number, or closed */
     if (FD_ISSET(fd, exceptfds) && !on_exception(c))
-        return;
+        return false;
     if (FD_ISSET(fd, readfds) && !on_readable(c))
-        return;
+        return false;
     if (FD_ISSET(fd, writefds) && !buf_empty(&c->echo))
-        on_writable(c);
+        return on_writable(c);
+    return true;
 }
 
 /* [S3] Accepts the clients waiting in the listen backlog, up to
@@ -217,11 +224,11 @@ static void on_accept(void)
             return;  /* EAGAIN: nobody is waiting any more */
         if (fd == -1 && net_accept_exhausted(errno)) {
             /* EMFILE: out of descriptors. The listener stays readable, so
-             * select() would return at once and accept() fail again: a busy
-             * loop (PITFALLS 1). Stop watching it until a client leaves, or
-             * for EMFILE_RETRY_MS, in case no client of ours frees one. */
-            warn_errno("accept (pausing %d ms)", EMFILE_RETRY_MS);
-            accept_retry_at = now_ms() + EMFILE_RETRY_MS;
+             * the wait would return at once and accept() fail again: a busy
+             * loop (NOTES §7.1). Stop watching it until a client leaves, or
+             * for EMFILE_PAUSE_MS, in case no client of ours frees one. */
+            warn_errno("accept (pausing %d ms)", EMFILE_PAUSE_MS);
+            accept_paused_until = clock_ms() + EMFILE_PAUSE_MS;
             return;
         }
         if (fd == -1 && (errno == EINTR || net_accept_transient(errno)))
@@ -229,7 +236,7 @@ static void on_accept(void)
         if (fd == -1)
             die("accept");  /* EBADF, EINVAL...: a bug, not a client */
         /* FD_SET(fd >= FD_SETSIZE) writes past the bitmap: undefined
-         * behaviour that ASan can miss (PITFALLS 8). Never let it in. */
+         * behaviour that ASan can miss (NOTES §7.8). Never let it in. */
         if (fd >= FD_SETSIZE) {
             warn("accept fd=%d peer=%s: not below FD_SETSIZE (%d), select "
                  "cannot watch it: closing", fd, peer, FD_SETSIZE);
@@ -240,11 +247,10 @@ static void on_accept(void)
     }
 }
 
-/* A new client: its conn, its bit in read_master. */
+/* [S3] A new client: its conn, its bit in read_master. */
 static void conn_open(int fd, const char *peer)
 {
     struct conn *c = calloc(1, sizeof(*c));
-    int one = 1;
 
     if (c == NULL || buf_init(&c->echo, BUF_DEFAULT_CAP) == -1) {
         warn_errno("accept fd=%d: no memory, closing", fd);
@@ -254,9 +260,9 @@ static void conn_open(int fd, const char *peer)
         close(fd);
         return;
     }
-    /* Urgent (out-of-band) data stays in line and is echoed like the rest;
-     * otherwise it would sit in exceptfds unread, every turn: a spin. */
-    if (setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one)) == -1)
+    /* An urgent byte stays in line and is echoed like the rest; otherwise
+     * it would sit in exceptfds unread, every turn: a spin. */
+    if (net_set_oobinline(fd) == -1)
         warn_errno("setsockopt(SO_OOBINLINE, fd=%d)", fd);
     c->fd = fd;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
@@ -305,7 +311,7 @@ static bool on_readable(struct conn *c)
         return false;
     }
     if (n == 0) {
-        c->peer_done = true;  /* [S6] FIN: echo what is left, then close */
+        c->peer_done = true;  /* FIN: echo what is left, then close */
         log_event("fd=%d half-closed, %zu bytes left to echo", c->fd,
                   buf_len(&c->echo));
     } else {
@@ -333,7 +339,7 @@ static bool on_writable(struct conn *c)
         log_trace("send fd=%d %zd bytes", c->fd, sent);
     }
     if (c->peer_done && buf_empty(&c->echo)) {
-        conn_close(c);  /* [S6] half-close: everything echoed */
+        conn_close(c);  /* half-close: everything echoed */
         return false;
     }
     watch(c);
@@ -341,7 +347,7 @@ static bool on_writable(struct conn *c)
 }
 
 /* The master sets from c's state. Read while the backlog has room (the
- * backpressure of SPEC 3: a full client is not read until it drains) and
+ * backpressure: a full client is not read until it drains) and
  * the client may still send. Write only while output is pending: a socket
  * with room is always writable, so watching it idle would end every wait
  * at once. */
@@ -377,7 +383,7 @@ static void conn_close(struct conn *c)
         warn_errno("close(fd=%d)", c->fd);
     int now = stats_client_closed(&stats);
     log_event("close fd=%d peer=%s clients=%d", c->fd, c->peer, now);
-    accept_retry_at = 0;  /* a descriptor and a slot are free: accept */
+    accept_paused_until = 0;  /* a descriptor and a slot are free */
     buf_free(&c->echo);
     free(c);
 }
@@ -391,13 +397,14 @@ static void shutdown_all(void)
             conn_close(conns[fd]);
 }
 
-/* Watch the listener? Not at -c (newcomers wait in the listen backlog),
- * nor during an EMFILE pause. */
+/* Accept now? Not at -c (newcomers wait in the listen backlog), nor
+ * during an EMFILE pause. */
 static bool accepting(void)
 {
-    if (accept_retry_at != 0 && now_ms() >= accept_retry_at)
-        accept_retry_at = 0;  /* the pause is over: try accept() again */
-    return accept_retry_at == 0 && stats_current(&stats) < opts.max_clients;
+    if (accept_paused_until != 0 && clock_ms() >= accept_paused_until)
+        accept_paused_until = 0;  /* the pause is over: try again */
+    return accept_paused_until == 0 &&
+           stats_current(&stats) < opts.max_clients;
 }
 
 /* The wait's timeout: the notes' tick, or the end of an EMFILE pause if
@@ -406,17 +413,9 @@ static struct timespec wait_timeout(void)
 {
     long long ms = SELECT_TIMEOUT_MS;
 
-    if (accept_retry_at != 0 && accept_retry_at - now_ms() < ms)
-        ms = accept_retry_at - now_ms();
+    if (accept_paused_until != 0 && accept_paused_until - clock_ms() < ms)
+        ms = accept_paused_until - clock_ms();
     if (ms < 0)
         ms = 0;
     return (struct timespec){ms / 1000, ms % 1000 * 1000000L};
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);  /* cannot fail with these args */
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }

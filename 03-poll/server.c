@@ -9,7 +9,7 @@
  * select's cost: every turn hands the kernel the whole array and scans it
  * all, ready or not, so a turn costs in proportion to the clients.
  *
- *   [S1] setup_listener: socket, bind, listen; slot 0 of the array
+ *   [S1] setup_stop, setup_listener: socket, bind, listen; slot 0
  *   [S2] event_loop: ppoll() waits on the pollfd array
  *   [S3] slot 0 has POLLIN: on_accept appends a slot per client
  *   [S4] POLLIN: on_readable recv()s, then sends back at once
@@ -38,6 +38,7 @@
 
 #include "addr.h"
 #include "buf.h"
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "net.h"
@@ -47,7 +48,7 @@
 
 #define DEFAULT_PORT 9003
 #define DEFAULT_MAX_CLIENTS 1000
-#define EMFILE_RETRY_MS 250
+#define EMFILE_PAUSE_MS 100     /* out of descriptors: stop accepting */
 #define ACCEPT_BATCH 64         /* accepts per turn: a flood waits its turn */
 #define SLOTS_INITIAL 64        /* pollfd slots; the array doubles as needed */
 #define LISTEN_SLOT 0
@@ -64,6 +65,7 @@ struct conn {
 static struct server_opts opts;
 static struct stats stats;
 static int listen_fd = -1;
+static sigset_t wait_mask;       /* the stop signals unblocked: see setup_stop */
 
 /* The array poll() reads: slot 0 is the listener, slots 1 .. nslots-1 the
  * clients, with no holes (see conn_close). Unlike an fd_set it survives the
@@ -71,11 +73,12 @@ static int listen_fd = -1;
 static struct pollfd *pfds;
 static struct conn **slot_conns;
 static nfds_t nslots, slots_cap;
-static long long accept_retry_at;  /* end of an EMFILE pause (ms), or 0 */
+static long long accept_paused_until;  /* EMFILE: clock_ms() to resume, or 0 */
 
+static void setup_stop(void);
 static int setup_listener(void);
-static void event_loop(const sigset_t *wait_mask);
-static bool serve_ready(nfds_t i);
+static void event_loop(void);
+static bool on_event(nfds_t i);
 static void on_accept(void);
 static void conn_open(int fd, const char *peer);
 static void on_hangup(struct conn *c, short revents);
@@ -87,7 +90,6 @@ static void shutdown_all(void);
 static bool accepting(void);
 static struct timespec *wait_timeout(struct timespec *ts);
 static int slots_grow(void);
-static long long now_ms(void);
 
 static const struct model_info model = {
     .program = "03-poll/server",
@@ -102,9 +104,6 @@ static const struct model_info model = {
 
 int main(int argc, char **argv)
 {
-    sigset_t wait_mask;
-    int rc;
-
     opts_parse_or_exit(argc, argv, &model, &opts);
     log_init("poll", opts.verbose);
     stats_init(&stats);
@@ -113,22 +112,29 @@ int main(int argc, char **argv)
      * kill us with SIGPIPE (we also pass MSG_NOSIGNAL; this covers all). */
     if (sig_ignore_pipe() == -1)
         die("sigaction(SIGPIPE)");
-    if (sig_catch_stop() == -1)
-        die("sigaction(SIGTERM)");
-    /* SIGINT/SIGTERM stay blocked except inside ppoll(): see event_loop.
-     * wait_mask is the mask to wait with: ours, with both unblocked (even if
-     * whoever started us had blocked them). */
-    if ((rc = sig_block_stop(&wait_mask)) != 0)
-        die_code(rc, "pthread_sigmask");
-    sigdelset(&wait_mask, SIGINT);
-    sigdelset(&wait_mask, SIGTERM);
 
+    setup_stop();
     listen_fd = setup_listener();
-    event_loop(&wait_mask);
+    event_loop();
     shutdown_all();
     close(listen_fd);
     stats_print_summary(&stats);
     return EXIT_SUCCESS;
+}
+
+/* [S1] SIGINT/SIGTERM set a flag (a handler), and stay blocked except
+ * inside ppoll(): see event_loop. wait_mask is the mask to wait with: ours,
+ * with both unblocked (even if whoever started us had blocked them). */
+static void setup_stop(void)
+{
+    int rc;
+
+    if (sig_catch_stop() == -1)
+        die("sigaction(SIGTERM)");
+    if ((rc = sig_block_stop(&wait_mask)) != 0)
+        die_code(rc, "pthread_sigmask");
+    sigdelset(&wait_mask, SIGINT);
+    sigdelset(&wait_mask, SIGTERM);
 }
 
 /* [S1] socket/bind/listen, slot 0 of the array, then the one line on
@@ -157,14 +163,14 @@ static int setup_listener(void)
  * the stop unnoticed. Here the stop signals are blocked everywhere except
  * inside ppoll(), which installs wait_mask and waits in one atomic step: an
  * early signal stays pending until then and interrupts the wait at once. */
-static void event_loop(const sigset_t *wait_mask)
+static void event_loop(void)
 {
     while (!sig_stop_requested()) {
         struct timespec timeout;
 
         /* events = 0: the slot stays, the listener is not watched. */
         pfds[LISTEN_SLOT].events = accepting() ? POLLIN : 0;
-        int ready = ppoll(pfds, nslots, wait_timeout(&timeout), wait_mask);
+        int ready = ppoll(pfds, nslots, wait_timeout(&timeout), &wait_mask);
         if (ready == -1 && errno == EINTR)
             continue;  /* EINTR: a signal came; the loop tests the flag */
         if (ready == -1)
@@ -176,17 +182,18 @@ static void event_loop(const sigset_t *wait_mask)
         if (pfds[LISTEN_SLOT].revents & POLLIN)
             on_accept();  /* first: appended slots get revents = 0 */
         for (nfds_t i = LISTEN_SLOT + 1; i < nslots;)
-            if (serve_ready(i))
+            if (on_event(i))
                 i++;  /* else slot i now holds the former last: again */
     }
 }
 
-/* [S4]-[S6] for slot i: the scan. Every slot is looked at, ready or not.
+/* One client's events, for slot i: the scan. Every slot is looked at,
+ * ready or not.
  * Returns false when its client was closed: conn_close moved the last slot
  * into slot i, a client not examined yet, so the caller must look at slot
  * i again. Stepping on (i++) would skip it for this turn: the pitfall of
  * the notes' swap-with-last removal (jicun.liu[qw] = the last; qw++). */
-static bool serve_ready(nfds_t i)
+static bool on_event(nfds_t i)
 {
     struct conn *c = slot_conns[i];
     short revents = pfds[i].revents;
@@ -214,11 +221,11 @@ static void on_accept(void)
             return;  /* EAGAIN: nobody is waiting any more */
         if (fd == -1 && net_accept_exhausted(errno)) {
             /* EMFILE: out of descriptors. The listener stays readable, so
-             * select() would return at once and accept() fail again: a busy
-             * loop (PITFALLS 1). Stop watching it until a client leaves, or
-             * for EMFILE_RETRY_MS, in case no client of ours frees one. */
-            warn_errno("accept (pausing %d ms)", EMFILE_RETRY_MS);
-            accept_retry_at = now_ms() + EMFILE_RETRY_MS;
+             * the wait would return at once and accept() fail again: a busy
+             * loop (NOTES §7.1). Stop watching it until a client leaves, or
+             * for EMFILE_PAUSE_MS, in case no client of ours frees one. */
+            warn_errno("accept (pausing %d ms)", EMFILE_PAUSE_MS);
+            accept_paused_until = clock_ms() + EMFILE_PAUSE_MS;
             return;
         }
         if (fd == -1 && (errno == EINTR || net_accept_transient(errno)))
@@ -229,11 +236,11 @@ static void on_accept(void)
     }
 }
 
-/* A new client: its conn, a slot at the end of the array (grown if full). */
+/* [S3] A new client: its conn, a slot at the end of the array (grown if
+ * full). */
 static void conn_open(int fd, const char *peer)
 {
     struct conn *c = calloc(1, sizeof(*c));
-    int one = 1;
 
     if (c == NULL || buf_init(&c->echo, BUF_DEFAULT_CAP) == -1 ||
         (nslots == slots_cap && slots_grow() == -1)) {
@@ -244,9 +251,8 @@ static void conn_open(int fd, const char *peer)
         close(fd);
         return;
     }
-    /* Urgent (out-of-band) data stays in line and is echoed like the rest
-     * (otherwise recv() skips that byte). */
-    if (setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one)) == -1)
+    /* An urgent byte stays in line and is echoed like the rest. */
+    if (net_set_oobinline(fd) == -1)
         warn_errno("setsockopt(SO_OOBINLINE, fd=%d)", fd);
     c->fd = fd;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
@@ -297,7 +303,7 @@ static bool on_readable(struct conn *c)
         return false;
     }
     if (n == 0) {
-        c->peer_done = true;  /* [S6] FIN: echo what is left, then close */
+        c->peer_done = true;  /* FIN: echo what is left, then close */
         log_event("fd=%d half-closed, %zu bytes left to echo", c->fd,
                   buf_len(&c->echo));
     } else {
@@ -325,7 +331,7 @@ static bool on_writable(struct conn *c)
         log_trace("send fd=%d %zd bytes", c->fd, sent);
     }
     if (c->peer_done && buf_empty(&c->echo)) {
-        conn_close(c);  /* [S6] half-close: everything echoed */
+        conn_close(c);  /* half-close: everything echoed */
         return false;
     }
     watch(c);
@@ -333,7 +339,7 @@ static bool on_writable(struct conn *c)
 }
 
 /* c's slot from its state. POLLIN while the backlog has room (the
- * backpressure of SPEC 3: a full client is not read until it drains) and
+ * backpressure: a full client is not read until it drains) and
  * the client may still send. POLLOUT only while output is pending: a
  * socket with room is always writable, so asking idle would end every wait
  * at once. */
@@ -365,7 +371,7 @@ static void conn_close(struct conn *c)
         warn_errno("close(fd=%d)", c->fd);
     int now = stats_client_closed(&stats);
     log_event("close fd=%d peer=%s clients=%d", c->fd, c->peer, now);
-    accept_retry_at = 0;  /* a descriptor and a slot are free: accept */
+    accept_paused_until = 0;  /* a descriptor and a slot are free */
     buf_free(&c->echo);
     free(c);
 }
@@ -380,22 +386,23 @@ static void shutdown_all(void)
     free(slot_conns);
 }
 
-/* Watch the listener? Not at -c (newcomers wait in the listen backlog),
- * nor during an EMFILE pause. */
+/* Accept now? Not at -c (newcomers wait in the listen backlog), nor
+ * during an EMFILE pause. */
 static bool accepting(void)
 {
-    if (accept_retry_at != 0 && now_ms() >= accept_retry_at)
-        accept_retry_at = 0;  /* the pause is over: try accept() again */
-    return accept_retry_at == 0 && stats_current(&stats) < opts.max_clients;
+    if (accept_paused_until != 0 && clock_ms() >= accept_paused_until)
+        accept_paused_until = 0;  /* the pause is over: try again */
+    return accept_paused_until == 0 &&
+           stats_current(&stats) < opts.max_clients;
 }
 
 /* The wait's timeout: none (NULL: wait for an event), or the end of an
  * EMFILE pause (the retry timer). */
 static struct timespec *wait_timeout(struct timespec *ts)
 {
-    if (accept_retry_at == 0)
+    if (accept_paused_until == 0)
         return NULL;
-    long long ms = accept_retry_at - now_ms();
+    long long ms = accept_paused_until - clock_ms();
     if (ms < 0)
         ms = 0;
     *ts = (struct timespec){ms / 1000, ms % 1000 * 1000000L};
@@ -419,12 +426,4 @@ static int slots_grow(void)
     slot_conns = grown_conns;
     slots_cap = cap;
     return 0;
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);  /* cannot fail with these args */
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
