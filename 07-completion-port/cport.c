@@ -39,15 +39,15 @@
  * throttles the workers: concurrency is recorded, and the server simply
  * starts that many threads.
  *
- * Two io_uring facts the threads must respect (PITFALLS 4):
+ * Two io_uring facts the threads must respect:
  *  - a request's completion work ("task work") runs on the thread that
  *    submitted it, which the kernel interrupts to do so. We set neither
  *    IORING_SETUP_SINGLE_ISSUER nor DEFER_TASKRUN (they promise one
  *    submitting thread) nor COOP_TASKRUN (it lets task work wait until the
  *    thread enters the kernel by itself: a worker asleep on a mutex would
  *    hold up a completion that the leader waits for).
- *  - when a thread exits, io_uring cancels the requests it submitted. So
- *    worker threads live exactly as long as the ring.
+ *  - when a thread exits, io_uring cancels the requests it submitted
+ *    (NOTES §7.4). So worker threads live exactly as long as the ring.
  */
 #include "cport.h"
 
@@ -130,7 +130,7 @@ int cport_create(struct cport *port, unsigned max_in_flight,
         params.cq_entries = 2 * SQ_ENTRIES; /* the kernel wants CQ >= SQ */
     int rc = io_uring_queue_init_params(SQ_ENTRIES, &port->ring, &params);
     if (rc < 0)
-        return rc; /* -EPERM, -ENOSYS: io_uring refused (PITFALLS 12) */
+        return rc; /* -EPERM, -ENOSYS: io_uring refused (NOTES §7.12) */
     port->cq_entries = params.cq_entries;
     /* Win32: 0 means one running thread per CPU. */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -280,7 +280,7 @@ int cport_post_send(struct cport *port, struct cport_handle *handle,
     if (sqe == NULL)
         return -EBUSY;
     /* Win32: WSASend. IORING_OP_SEND, not IORING_OP_WRITE: SEND implies
-     * MSG_NOSIGNAL, WRITE on a reset socket raises SIGPIPE (PITFALLS 9). */
+     * MSG_NOSIGNAL, WRITE on a reset socket raises SIGPIPE (NOTES §7.9). */
     io->buf = (void *)buf;
     io->len = len;
     io_uring_prep_send(sqe, handle->fd, buf, len, MSG_NOSIGNAL);
@@ -294,7 +294,7 @@ int cport_post_cancel(struct cport *port, struct cport_handle *handle,
     if (sqe == NULL)
         return -EBUSY;
     /* Win32: CancelIoEx(socket, NULL). close() alone would cancel nothing:
-     * an io_uring request holds its own reference to the file (PITFALLS 3). */
+     * an io_uring request holds its own reference to the file (NOTES §7.3). */
     io_uring_prep_cancel_fd(sqe, handle->fd, IORING_ASYNC_CANCEL_ALL);
     return post_io(port, sqe, io, CPORT_CANCEL, handle);
 }
@@ -371,7 +371,7 @@ static int take_cqe(struct cport *port, int timeout_ms, uint64_t *user_data,
     if (rc < 0)
         return rc; /* -ETIME: the time ran out */
     /* No multishot requests here, so every CQE is its request's last
-     * (PITFALLS 5: a multishot one would need IORING_CQE_F_MORE checked). */
+     * (NOTES §7.5: a multishot one would need IORING_CQE_F_MORE checked). */
     assert(!(cqe->flags & IORING_CQE_F_MORE));
     *user_data = io_uring_cqe_get_data64(cqe);
     *res = cqe->res;
@@ -514,7 +514,7 @@ void cport_pool_put(struct cport_pool *pool, void *item)
     }
     pool->busy[i] = false;
     /* Under ASan, touching a returned item is now an error report: the
-     * kernel's writes stay invisible to ASan (PITFALLS 11), ours do not. */
+     * kernel's writes stay invisible to ASan (NOTES §7.11), ours do not. */
     ASAN_POISON_MEMORY_REGION(item, pool->item_size);
     pool->free_index[pool->free_count++] = i;
     pthread_mutex_unlock(&pool->lock);

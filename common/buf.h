@@ -1,6 +1,6 @@
 /* buf.h - a bounded echo buffer: the bytes received but not yet echoed.
  *
- * The bound is the backpressure of SPEC section 3: when buf_full(), a server
+ * The bound is the backpressure of NOTES §1: when buf_full(), a server
  * stops reading from that client until its echo drains. Bytes sit in
  * data[0 .. len); new bytes go after them; buf_consume() moves the rest down
  * (a memmove of at most BUF_DEFAULT_CAP bytes: simple, and cheap next to a

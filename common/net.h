@@ -27,7 +27,8 @@ int net_announce(int listen_fd);
 int net_accept(int listen_fd, int flags, char *peer, size_t peer_len);
 
 /* Is this accept() errno "out of descriptors or memory"? Then the server
- * must stop accepting until a slot frees (no busy loop, SPEC section 3). */
+ * must stop accepting until a slot frees: retrying at once would spin
+ * (NOTES §7.1). */
 bool net_accept_exhausted(int err);
 
 /* Is this accept() errno about one aborted connection only (ECONNABORTED,

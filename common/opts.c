@@ -1,4 +1,4 @@
-/* opts.c - the server command line of SPEC section 4 (see opts.h). */
+/* opts.c - the server command line of NOTES §1 (see opts.h). */
 #include "opts.h"
 
 #include <errno.h>

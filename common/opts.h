@@ -1,4 +1,4 @@
-/* opts.h - the server command line of SPEC section 4, shared by every model.
+/* opts.h - the server command line of NOTES §1, shared by every model.
  *
  *   -H, --host ADDR       listen address (default 127.0.0.1)
  *   -p, --port PORT       TCP port (default 9000+NN; 0 = any free port)
