@@ -323,7 +323,8 @@ static void on_accept(void)
     backlog_waiting = true;
 }
 
-/* [S3] A new client: into the table, armed for messages, then read once. */
+/* [S3] A new client: armed for messages, into the table and the list,
+ * then read once. */
 static void conn_open(int fd, const char *peer)
 {
     struct conn *c = calloc(1, sizeof(*c));
