@@ -13,14 +13,21 @@
  * kernel raises a plain SIGIO instead ("events were lost"), and the server
  * rescans every socket with poll().
  *
- *   [S1] setup_listener: block the messages; socket/bind/listen; arm O_ASYNC
+ *   [S1] setup_messages, setup_stop, setup_listener: block the messages
+ *        (SIGINT/SIGTERM among them); socket/bind/listen; arm O_ASYNC
  *   [S2] event_loop: sigwaitinfo() takes the next message      (GetMessage)
- *   [S3] on_signal: si_fd is the socket, si_band the event (DispatchMessage)
- *   [S4] on_accept: accept until EAGAIN; arm each client; read it once
- *   [S5] on_readable: recv until EAGAIN or the backlog is full, echo as we go
- *   [S6] on_writable: send the backlog; POLLOUT comes when there is room
- *   [S7] on_overflow: SIGIO; drop the queued hints, poll() every socket
- *   [S8] SIGTERM is one more message: leave the loop, close all, exit 0
+ *        on_message, on_event: si_fd is the socket, si_band the event
+ *        (DispatchMessage)
+ *  [S2a] SIGIO, the queue overflowed: on_overflow drops the queued hints
+ *        and poll()s every socket
+ *   [S3] on_accept: accept until EAGAIN; conn_open arms each client and
+ *        reads it once                                      (Win32: FD_ACCEPT)
+ *   [S4] on_readable: recv until EAGAIN or the backlog is full, echo as we
+ *        go                                                   (Win32: FD_READ)
+ *   [S5] on_writable: send the backlog; POLLOUT comes when there is room
+ *                                                            (Win32: FD_WRITE)
+ *   [S6] conn_close: O_ASYNC off, close                      (Win32: FD_CLOSE)
+ *   [S7] SIGINT/SIGTERM are one more message: on_stop; shutdown_all
  *
  * Win32: WSAAsyncSelect(s, hwnd, WM_SOCKET, FD_ACCEPT|FD_READ|FD_WRITE|
  * FD_CLOSE) is fcntl(F_SETOWN_EX, F_SETSIG, O_ASYNC); the window's message
@@ -32,7 +39,8 @@
  *
  * Try:  ./server -v                      then: nc 127.0.0.1 9005
  *       prlimit --sigpending=8 ./server -v  and 50 clients: overflow
- * gdb:  make gdb M=05   (walkthrough.gdb: break on_signal, on_readable).
+ * gdb:  make gdb M=05   (walkthrough.gdb: break on_message, on_accept,
+ *       conn_open, on_readable, on_writable, conn_close, on_stop).
  *       gdb never sees the blocked messages, and Ctrl-C stops the server,
  *       not gdb: SIGINT is a message too (see README).
  */
@@ -50,6 +58,7 @@
 
 #include "addr.h"
 #include "buf.h"
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "net.h"
@@ -59,7 +68,7 @@
 
 #define DEFAULT_PORT 9005
 #define DEFAULT_MAX_CLIENTS 1000
-#define EMFILE_PAUSE_MS 100
+#define EMFILE_PAUSE_MS 100     /* out of descriptors: stop accepting */
 #define IO_SIGNAL_OFFSET 1      /* our message: SIGRTMIN + 1 ("SIG35") */
 #define FD_TABLE_MAX (1 << 20)  /* conn_by_fd never grows past this */
 
@@ -68,11 +77,13 @@ struct conn {
     int fd;
     char peer[ADDR_TEXT_MAX];
     struct buf echo;            /* bytes received, not yet sent back */
-    bool peer_done;             /* recv() returned 0: echo the rest, close */
+    bool peer_done;             /* the client sent FIN: echo the rest, close */
+    struct conn *prev, *next;   /* the open clients */
 };
 
 static struct server_opts opts;
 static struct stats stats;
+static int listen_fd = -1;
 
 /* The messages: io_signal carries one socket event, SIGIO says the queue
  * overflowed, SIGALRM is our timer (WM_TIMER), SIGINT/SIGTERM ask us to
@@ -84,23 +95,30 @@ static sigset_t messages;
 static struct conn **conn_by_fd;
 static int fd_table_size;
 
-/* Accepting pauses at -c clients, or when accept() runs out of descriptors:
- * -1 while accepting, else the client count at the pause. A client leaving
- * brings the count below it, or (EMFILE) the timer fires: accepting resumes. */
-static int accept_paused_at = -1;
+static struct conn *clients;    /* every open client, for shutdown */
 
+static long long accept_paused_until;  /* EMFILE: clock_ms() to resume, or 0 */
+/* on_accept stopped before EAGAIN (-c, EMFILE): clients may wait in the
+ * backlog, and no new message will come for them. */
+static bool backlog_waiting;
+
+static void setup_messages(void);
+static void setup_stop(void);
 static int setup_listener(void);
-static void event_loop(int listen_fd);
-static void on_signal(int listen_fd, const siginfo_t *si);
-static void on_event(int listen_fd, int fd, long band);
-static void on_accept(int listen_fd);
-static void conn_open(int fd, const char peer[ADDR_TEXT_MAX]);
-static const char *async_select(int fd);
-static int on_readable(struct conn *c);
-static int on_writable(struct conn *c);
-static void on_overflow(int listen_fd);
+static void event_loop(void);
+static void on_message(const siginfo_t *si);
+static bool on_event(int fd, long band);
+static void on_accept(void);
+static void conn_open(int fd, const char *peer);
+static bool on_hangup(struct conn *c);
+static bool on_readable(struct conn *c);
+static bool on_writable(struct conn *c);
 static void conn_close(struct conn *c);
-static void shutdown_all(int listen_fd);
+static void on_stop(const siginfo_t *si);
+static void shutdown_all(void);
+static void on_overflow(void);
+static const char *async_select(int fd);
+static bool accepting(void);
 
 static const struct model_info model = {
     .program = "05-signal-driven/server",
@@ -122,7 +140,32 @@ int main(int argc, char **argv)
     if (sig_ignore_pipe() == -1)
         die("sigaction(SIGPIPE)");
 
-    struct rlimit nofile;  /* the fd table: as long as the fd limit */
+    setup_messages();
+    setup_stop();
+    listen_fd = setup_listener();
+    event_loop();
+    shutdown_all();
+    close(listen_fd);
+    stats_print_summary(&stats);
+    return EXIT_SUCCESS;
+}
+
+/* [S1] The messages, blocked before any socket can raise one: an unblocked
+ * realtime signal or SIGIO would kill us (default action: terminate). A
+ * threaded server would block them before creating any thread, which
+ * inherits the mask. Then the table that turns a message's si_fd into its
+ * client: as long as the descriptor limit, so every descriptor has a slot. */
+static void setup_messages(void)
+{
+    io_signal = SIGRTMIN + IO_SIGNAL_OFFSET;  /* SIGRTMIN is glibc's, +1 ours */
+    sigemptyset(&messages);
+    sigaddset(&messages, SIGIO);
+    sigaddset(&messages, SIGALRM);
+    sigaddset(&messages, io_signal);
+    if (sigprocmask(SIG_BLOCK, &messages, NULL) == -1)
+        die("sigprocmask(SIG_BLOCK)");
+
+    struct rlimit nofile;
     if (getrlimit(RLIMIT_NOFILE, &nofile) == -1)
         die("getrlimit(RLIMIT_NOFILE)");
     fd_table_size = nofile.rlim_cur > FD_TABLE_MAX ? FD_TABLE_MAX
@@ -130,78 +173,78 @@ int main(int argc, char **argv)
     conn_by_fd = calloc(fd_table_size, sizeof(*conn_by_fd));
     if (conn_by_fd == NULL)
         die("calloc(%d fds)", fd_table_size);
-
-    int listen_fd = setup_listener();
-    event_loop(listen_fd);
-    shutdown_all(listen_fd);
-    stats_print_summary(&stats);
-    return EXIT_SUCCESS;
 }
 
-/* [S1] Block the messages first: an unblocked realtime signal or SIGIO
- * would kill us (default action: terminate). A threaded server would block
- * them before creating any thread, which inherits the mask. Then
- * socket/bind/listen; the listening socket is armed too (FD_ACCEPT). */
+/* [S1] SIGINT/SIGTERM, read as messages: blocked, so never delivered the
+ * usual way, and added to the set sigwaitinfo() waits for. No handler, no
+ * flag to test before the wait, so no race with it either. Win32: WM_CLOSE
+ * or PostQuitMessage, one more message in the queue GetMessage reads. */
+static void setup_stop(void)
+{
+    sigset_t stop;
+    int rc;
+
+    if ((rc = sig_block_stop(NULL)) != 0)
+        die_code(rc, "pthread_sigmask");
+    sig_stop_set(&stop);
+    if (sigorset(&messages, &messages, &stop) == -1)
+        die("sigorset");
+}
+
+/* [S1] socket/bind/listen, armed for messages, then the one line on stdout
+ * (last: a test may count our descriptors as soon as it reads it).
+ * Nonblocking: a message is a hint, and a client may reset between its
+ * message and our accept(); a blocking accept() would then wait for the
+ * next client. */
 static int setup_listener(void)
 {
-    io_signal = SIGRTMIN + IO_SIGNAL_OFFSET;  /* SIGRTMIN is glibc's, +1 ours */
-    sig_stop_set(&messages);
-    sigaddset(&messages, SIGIO);
-    sigaddset(&messages, SIGALRM);
-    sigaddset(&messages, io_signal);
-    if (sigprocmask(SIG_BLOCK, &messages, NULL) == -1)
-        die("sigprocmask(SIG_BLOCK)");
-
-    int listen_fd = net_listen(opts.host, opts.port,
-                               SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (listen_fd == -1)
+    int fd = net_listen(opts.host, opts.port, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd == -1)
         die("listen on %s port %d", opts.host, opts.port);
-    const char *failed = async_select(listen_fd);
+    /* Win32: WSAAsyncSelect(listen, hwnd, WM_SOCKET, FD_ACCEPT) */
+    const char *failed = async_select(fd);
     if (failed != NULL)
-        die("%s(listen fd=%d)", failed, listen_fd);
-    if (net_announce(listen_fd) == -1)
+        die("%s(listen fd=%d)", failed, fd);
+    if (net_announce(fd) == -1)
         die("announce");
-    return listen_fd;
+    return fd;
 }
 
 /* [S2] The message loop. Unlike a window's FIFO queue, pending signals come
  * lowest number first: SIGINT, SIGTERM and SIGIO overtake queued socket
  * events, so a stop or an overflow is seen at once. */
-static void event_loop(int listen_fd)
+static void event_loop(void)
 {
     siginfo_t si;
 
-    for (;;) {
+    while (!sig_stop_requested()) {
+        /* A client left, or the timer (WM_TIMER) ended an EMFILE pause: the
+         * backlog may hold clients for whom no new message will come. */
+        if (backlog_waiting && accepting()) {
+            backlog_waiting = false;  /* on_accept sets it again if need be */
+            on_accept();
+        }
         /* Win32: GetMessage - wait for this thread's next message */
         int sig = sigwaitinfo(&messages, &si);
-        if (sig == -1) {
-            if (errno != EINTR)
-                die("sigwaitinfo");
+        if (sig == -1 && errno == EINTR)
             continue;  /* EINTR: woken by a signal outside the set (gdb) */
-        }
-        if (sig == SIGINT || sig == SIGTERM) {
-            log_event("%s: shutting down",                 /* [S8] */
-                      sig == SIGINT ? "SIGINT" : "SIGTERM");
-            return;
-        }
-        if (sig == SIGIO)
-            on_overflow(listen_fd);                       /* [S7] */
-        else if (sig != SIGALRM)
-            on_signal(listen_fd, &si);                    /* [S3] */
-        /* A client left, or the timer (WM_TIMER) fired: the backlog may
-         * hold clients for whom no new message will come: accept them. */
-        if (accept_paused_at != -1 &&
-            (sig == SIGALRM || stats_current(&stats) < accept_paused_at)) {
-            accept_paused_at = -1;
-            on_accept(listen_fd);
-        }
+        if (sig == -1)
+            die("sigwaitinfo");
+        if (sig == SIGINT || sig == SIGTERM)
+            on_stop(&si);
+        else if (sig == SIGIO)
+            on_overflow();  /* the queue overflowed: [S2a] */
+        else if (sig == SIGALRM)
+            accept_paused_until = 0;  /* WM_TIMER: the EMFILE pause is over */
+        else
+            on_message(&si);
     }
 }
 
-/* [S3] Win32: DispatchMessage - the window procedure's WM_SOCKET case.
+/* Win32: DispatchMessage - the window procedure's WM_SOCKET case.
  * From the kernel si_code is POLL_IN, POLL_OUT, POLL_ERR or POLL_HUP;
  * kill -35 from a shell gives SI_USER (<= 0) and no socket. */
-static void on_signal(int listen_fd, const siginfo_t *si)
+static void on_message(const siginfo_t *si)
 {
     if (si->si_code <= 0)
         return;
@@ -210,115 +253,277 @@ static void on_signal(int listen_fd, const siginfo_t *si)
               si->si_band & POLLOUT ? " POLLOUT" : "",
               si->si_band & POLLHUP ? " POLLHUP" : "",
               si->si_band & POLLERR ? " POLLERR" : "");
-    on_event(listen_fd, si->si_fd, si->si_band);
+    on_event(si->si_fd, si->si_band);
 }
 
 /* One socket event, from a message or the poll() rescan: a hint, not a
  * promise. Signals are queued per event, not per socket, and outlive
  * close(): the fd may be handled already, closed, or a new client under a
  * reused number, and siginfo has no room for a generation count to tell.
- * So every handler reads or sends until EAGAIN; "nothing there" is normal. */
-static void on_event(int listen_fd, int fd, long band)
+ * So every handler reads or sends until EAGAIN; "nothing there" is normal.
+ * Returns false when there is no client (any more) under fd. */
+static bool on_event(int fd, long band)
 {
-    if (fd == listen_fd) {                  /* FD_ACCEPT */
-        if (accept_paused_at == -1)
-            on_accept(listen_fd);           /* paused: the backlog holds them */
-        return;
+    if (fd == listen_fd) {                    /* Win32: FD_ACCEPT */
+        if (!backlog_waiting)
+            on_accept();  /* else stopped: event_loop calls it again */
+        return true;
     }
     struct conn *c = (fd >= 0 && fd < fd_table_size) ? conn_by_fd[fd] : NULL;
     if (c == NULL) {
         log_trace("message fd=%d: no such client (closed already)", fd);
-        return;
+        return false;
     }
-    if (band & POLLERR) {                   /* FD_CLOSE with an error */
-        int err = 0;
-        socklen_t len = sizeof(err);
-        /* Win32: WSAGETSELECTERROR(lParam) - the error behind the event */
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-            err = errno;
-        if (err != 0) {
-            log_event("fd=%d: %s", fd, strerror(err));
-            conn_close(c);
-            return;
-        }
-    }
+    if ((band & POLLERR) && !on_hangup(c))  /* FD_CLOSE with an error */
+        return false;
     /* Any message may mean room to send: try a pending echo (FD_WRITE).
      * Then read, unless the backlog is still full (backpressure). */
-    if (on_writable(c) == -1)
-        return;
-    on_readable(c);
+    if (!on_writable(c))
+        return false;
+    return on_readable(c);
 }
 
-/* [S4] Accept every client the backlog holds: one message may stand for
- * several connections (or none: a stale hint). */
-static void on_accept(int listen_fd)
+/* [S3] Accepts the clients waiting in the listen backlog, until EAGAIN or
+ * -c: one message may stand for several connections (or none: a stale
+ * hint). Messages are edge-like: stopped before EAGAIN, at -c or in an
+ * EMFILE pause, we leave clients in the backlog that no new message will
+ * announce, so backlog_waiting asks event_loop to call us again. For the
+ * same reason there is no ACCEPT_BATCH per turn as in 04: a batch cut short
+ * would leave clients that nothing announces while the loop sleeps. */
+static void on_accept(void)
 {
-    char peer[ADDR_TEXT_MAX];
-
-    while (stats_current(&stats) < opts.max_clients) {
+    while (accepting()) {
+        char peer[ADDR_TEXT_MAX];
         int fd = net_accept(listen_fd, SOCK_NONBLOCK | SOCK_CLOEXEC, peer,
                             sizeof(peer));
-        if (fd != -1) {
-            conn_open(fd, peer);
-            continue;
-        }
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return;  /* EAGAIN: the backlog is empty; wait for a message */
-        if (errno == EINTR)
-            continue;  /* EINTR: a signal outside the set; try again */
-        if (net_accept_exhausted(errno)) {
+        if (fd == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;  /* EAGAIN: nobody is waiting any more */
+        if (fd == -1 && net_accept_exhausted(errno)) {
             /* EMFILE: out of descriptors. Retrying at once would spin
-             * (PITFALLS 1). Resume when one of ours leaves, or when a
+             * (NOTES §7.1). Resume when one of ours leaves, or when a
              * one-shot timer fires, in case none of ours ever does. */
             warn_errno("accept (pausing %d ms)", EMFILE_PAUSE_MS);
-            accept_paused_at = stats_current(&stats);
+            accept_paused_until = clock_ms() + EMFILE_PAUSE_MS;
             /* Win32: SetTimer - a WM_TIMER message (SIGALRM) comes later */
             struct itimerval once = {.it_value = {0, EMFILE_PAUSE_MS * 1000}};
             if (setitimer(ITIMER_REAL, &once, NULL) == -1)
                 die("setitimer");
+            backlog_waiting = true;
             return;
         }
-        if (!net_accept_transient(errno))
+        if (fd == -1 && (errno == EINTR || net_accept_transient(errno)))
+            continue;  /* one aborted connection: try the next */
+        if (fd == -1)
             die("accept");  /* EBADF, EINVAL...: a bug, not a client */
-        warn_errno("accept");
+        conn_open(fd, peer);
     }
     /* -c reached: newcomers wait in the listen backlog */
-    accept_paused_at = stats_current(&stats);
-    log_event("%d clients: not accepting until one leaves", accept_paused_at);
+    log_event("%d clients: not accepting until one leaves",
+              stats_current(&stats));
+    backlog_waiting = true;
 }
 
-/* A new client: into the table, armed for messages, then read once. */
-static void conn_open(int fd, const char peer[ADDR_TEXT_MAX])
+/* [S3] A new client: armed for messages, into the table and the list,
+ * then read once. */
+static void conn_open(int fd, const char *peer)
 {
-    struct conn *c;
-    const char *failed;
+    struct conn *c = calloc(1, sizeof(*c));
 
+    if (c == NULL || buf_init(&c->echo, BUF_DEFAULT_CAP) == -1) {
+        warn_errno("accept fd=%d: no memory, closing", fd);
+        goto fail;
+    }
     if (fd >= fd_table_size) {  /* the limit was raised while we ran */
         warn("accept: fd=%d beyond the fd table: closing", fd);
-        close(fd);
-        return;
+        goto fail;
     }
-    c = calloc(1, sizeof(*c));
-    if (c == NULL || buf_init(&c->echo, BUF_DEFAULT_CAP) == -1) {
-        warn_errno("malloc(conn fd=%d): closing", fd);
-        free(c);
-        close(fd);
-        return;
-    }
+    /* An urgent byte stays in line and is echoed like the rest. */
+    if (net_set_oobinline(fd) == -1)
+        warn_errno("setsockopt(SO_OOBINLINE, fd=%d)", fd);
     c->fd = fd;
-    memcpy(c->peer, peer, sizeof(c->peer));
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    /* Win32: WSAAsyncSelect(c, hwnd, WM_SOCKET, FD_READ|FD_WRITE|FD_CLOSE) */
+    const char *failed = async_select(fd);
+    if (failed != NULL) {
+        warn_errno("%s(fd=%d): closing", failed, fd);
+        goto fail;
+    }
     conn_by_fd[fd] = c;
+    c->next = clients;
+    if (clients != NULL)
+        clients->prev = c;
+    clients = c;
     int now = stats_client_opened(&stats);
     log_event("accept fd=%d peer=%s clients=%d", fd, c->peer, now);
-    if ((failed = async_select(fd)) != NULL) {
-        warn_errno("%s(fd=%d): closing", failed, fd);
-        conn_close(c);
-        return;
-    }
-    /* Bytes that came before O_ASYNC was set raised no signal (PITFALLS
-     * 6) and none will come for them: read now. (Winsock posts FD_WRITE
+    /* Bytes that came before O_ASYNC was set raised no signal (NOTES
+     * §7.6) and none will come for them: read now. (Winsock posts FD_WRITE
      * after accept; Linux sends nothing until something happens.) */
     on_readable(c);
+    return;
+fail:
+    if (c != NULL)
+        buf_free(&c->echo);  /* calloc'd: free(NULL) if not set up */
+    free(c);
+    close(fd);
+}
+
+/* POLLERR: the connection failed, and SO_ERROR says why (a reset discards
+ * unread data). Win32: WSAGETSELECTERROR(lParam), FD_CLOSE with an error.
+ * Reading SO_ERROR clears it: 0 means a recv() or send() took it already,
+ * and the client goes on. Returns false when the client was closed. */
+static bool on_hangup(struct conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+        err = errno;
+    if (err == 0)
+        return true;
+    log_event("fd=%d POLLERR: %s", c->fd, strerror(err));
+    conn_close(c);
+    return false;
+}
+
+/* [S4] FD_READ: recv until EAGAIN, echoing as we go: a new message comes
+ * only for bytes that arrive later. Stops at a full backlog; on_event
+ * calls us again once it drains, as no message will come for the bytes
+ * still waiting in the kernel. Returns false when the client was closed. */
+static bool on_readable(struct conn *c)
+{
+    while (!c->peer_done && !buf_full(&c->echo)) {
+        ssize_t n = buf_fill(&c->echo, c->fd);
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;  /* EAGAIN: all read; wait for the next message */
+        if (n == -1 && errno == EINTR)
+            continue;  /* EINTR: a signal outside the set; recv again */
+        if (n == -1) {
+            log_event("recv fd=%d: %s", c->fd, strerror(errno));
+            conn_close(c);
+            return false;
+        }
+        if (n == 0) {
+            c->peer_done = true;  /* FIN: echo what is left, then close */
+            log_event("fd=%d half-closed, %zu bytes left to echo", c->fd,
+                      buf_len(&c->echo));
+        } else {
+            log_trace("recv fd=%d %zd bytes", c->fd, n);
+        }
+        if (!on_writable(c))
+            return false;
+        if (buf_full(&c->echo))
+            log_event("fd=%d backlog full: not reading until it drains",
+                      c->fd);
+    }
+    return true;
+}
+
+/* [S5] FD_WRITE: sends what is pending until it is all gone or send() says
+ * EAGAIN; then the kernel sends a POLLOUT message once there is room again,
+ * and on_event reads again if the backlog was full. Returns false when the
+ * client was closed. */
+static bool on_writable(struct conn *c)
+{
+    while (!buf_empty(&c->echo)) {
+        ssize_t sent = buf_drain(&c->echo, c->fd);
+        if (sent == -1 && errno == EINTR)
+            continue;
+        if (sent == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;  /* full: a POLLOUT message (FD_WRITE) will come */
+        if (sent == -1) {
+            log_event("send fd=%d: %s", c->fd, strerror(errno));
+            conn_close(c);
+            return false;
+        }
+        stats_echoed(&stats, (unsigned long long)sent);
+        log_trace("send fd=%d %zd bytes", c->fd, sent);
+    }
+    if (c->peer_done && buf_empty(&c->echo)) {
+        conn_close(c);  /* half-close: everything echoed */
+        return false;
+    }
+    return true;
+}
+
+/* [S6] Win32: WSAAsyncSelect(s, hwnd, 0, 0), then closesocket. Clearing
+ * O_ASYNC stops new messages; those already queued stay (NOTES §7.6) and
+ * reach on_event later, which finds no client, or a new one: both
+ * harmless. So the conn can be freed at once. */
+static void conn_close(struct conn *c)
+{
+    if (fcntl(c->fd, F_SETFL, O_NONBLOCK) == -1)  /* O_ASYNC off */
+        warn_errno("fcntl(F_SETFL, fd=%d)", c->fd);
+    if (close(c->fd) == -1)
+        warn_errno("close(fd=%d)", c->fd);
+    int now = stats_client_closed(&stats);
+    log_event("close fd=%d peer=%s clients=%d", c->fd, c->peer, now);
+    accept_paused_until = 0;  /* a descriptor and a slot are free */
+    conn_by_fd[c->fd] = NULL;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        clients = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    buf_free(&c->echo);
+    free(c);
+}
+
+/* [S7] SIGINT/SIGTERM, one more message: the loop ends after it. */
+static void on_stop(const siginfo_t *si)
+{
+    log_event("signal %d from pid %d: shutting down", si->si_signo,
+              (int)si->si_pid);
+    sig_request_stop();
+}
+
+/* [S7] Close every client (an echo still unsent is dropped), then the
+ * table; the listener's O_ASYNC goes off too (main closes it). Signals
+ * still queued for them die with the process: nothing to drain. */
+static void shutdown_all(void)
+{
+    log_event("shutdown: closing %d clients", stats_current(&stats));
+    while (clients != NULL)
+        conn_close(clients);
+    free(conn_by_fd);
+    if (fcntl(listen_fd, F_SETFL, O_NONBLOCK) == -1)
+        warn_errno("fcntl(F_SETFL, listen fd=%d)", listen_fd);
+}
+
+/* [S2a] SIGIO: the realtime queue was full and the kernel raised SIGIO
+ * instead: some events are lost, we do not know which (TLPI 63.3.2). The
+ * signals still queued are stale hints now, so drop them, then ask poll()
+ * about every socket and handle what it reports as if it were a message. */
+static void on_overflow(void)
+{
+    const struct timespec no_wait = {0, 0};
+    sigset_t io_only;
+    int dropped = 0, n = 0;
+
+    sigemptyset(&io_only);
+    sigaddset(&io_only, io_signal);
+    while (sigtimedwait(&io_only, NULL, &no_wait) == io_signal)
+        dropped++;
+    if (errno != EAGAIN && errno != EINTR)
+        die("sigtimedwait");
+    log_event("signal queue overflow: rescanning (%d queued dropped)",
+              dropped);
+
+    struct pollfd *set = calloc(stats_current(&stats) + 1, sizeof(*set));
+    if (set == NULL)
+        die("calloc(%d pollfd)", stats_current(&stats) + 1);
+    set[n++] = (struct pollfd){.fd = listen_fd, .events = POLLIN};
+    for (struct conn *c = clients; c != NULL; c = c->next) {
+        set[n].fd = c->fd;  /* POLLOUT only while an echo waits to be sent */
+        set[n++].events = POLLIN | (buf_empty(&c->echo) ? 0 : POLLOUT);
+    }
+    while (poll(set, n, 0) == -1)
+        if (errno != EINTR)
+            die("poll(%d fds)", n);
+    for (int i = 0; i < n; i++)
+        if (set[i].revents != 0)
+            on_event(set[i].fd, set[i].revents);
+    free(set);
 }
 
 /* Win32: WSAAsyncSelect(s, hwnd, WM_SOCKET, FD_READ|FD_WRITE|FD_CLOSE)
@@ -343,127 +548,12 @@ static const char *async_select(int fd)
     return NULL;
 }
 
-/* [S5] FD_READ: recv until EAGAIN, echoing as we go: a new message comes
- * only for bytes that arrive later. Stops at a full backlog; on_event
- * calls us again once it drains, as no message will come for the bytes
- * still waiting in the kernel. Returns -1 when the client was closed. */
-static int on_readable(struct conn *c)
+/* Accept now? Not at -c (newcomers wait in the listen backlog), nor
+ * during an EMFILE pause. */
+static bool accepting(void)
 {
-    while (!buf_full(&c->echo) && !c->peer_done) {
-        ssize_t n = buf_fill(&c->echo, c->fd);
-        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;  /* EAGAIN: all read; wait for the next message */
-        if (n == -1 && errno == EINTR)
-            continue;  /* EINTR: a signal outside the set; recv again */
-        if (n == -1) {
-            log_event("recv fd=%d: %s", c->fd, strerror(errno));
-            conn_close(c);
-            return -1;
-        }
-        if (n == 0)
-            c->peer_done = true;  /* half-close: echo the rest, then close */
-        log_trace("recv fd=%d %zd bytes", c->fd, n);
-        if (on_writable(c) == -1)
-            return -1;
-        if (buf_full(&c->echo))
-            log_event("fd=%d backlog full: not reading until it drains",
-                      c->fd);
-    }
-    return 0;
-}
-
-/* [S6] FD_WRITE: send the backlog until it is empty or send() says EAGAIN;
- * then the kernel sends a POLLOUT message once there is room again, and
- * on_event reads again if the backlog was full. A half-closed client is
- * closed once its echo is complete. Returns -1 when it was closed. */
-static int on_writable(struct conn *c)
-{
-    while (!buf_empty(&c->echo)) {
-        ssize_t sent = buf_drain(&c->echo, c->fd);
-        if (sent == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;  /* socket buffer full: FD_WRITE will come */
-        if (sent == -1 && errno == EINTR)
-            continue;
-        if (sent == -1) {
-            log_event("send fd=%d: %s", c->fd, strerror(errno));
-            conn_close(c);
-            return -1;
-        }
-        stats_echoed(&stats, (unsigned long long)sent);
-        log_trace("send fd=%d %zd bytes", c->fd, sent);
-    }
-    if (c->peer_done) {
-        conn_close(c);  /* FD_CLOSE: everything is echoed */
-        return -1;
-    }
-    return 0;
-}
-
-/* [S7] The realtime queue was full and the kernel raised SIGIO instead:
- * some events are lost, we do not know which (TLPI 63.3.2). The signals
- * still queued are stale hints now, so drop them, then ask poll() about
- * every socket and handle what it reports as if it were a message. */
-static void on_overflow(int listen_fd)
-{
-    const struct timespec no_wait = {0, 0};
-    sigset_t io_only;
-    int dropped = 0, n = 0;
-
-    sigemptyset(&io_only);
-    sigaddset(&io_only, io_signal);
-    while (sigtimedwait(&io_only, NULL, &no_wait) == io_signal)
-        dropped++;
-    if (errno != EAGAIN && errno != EINTR)
-        die("sigtimedwait");
-    log_event("signal queue overflow: rescanning (%d queued dropped)",
-              dropped);
-
-    struct pollfd *set = calloc(stats_current(&stats) + 1, sizeof(*set));
-    if (set == NULL)
-        die("calloc(%d pollfd)", stats_current(&stats) + 1);
-    set[n++] = (struct pollfd){.fd = listen_fd, .events = POLLIN};
-    for (int fd = 0; fd < fd_table_size; fd++) {
-        struct conn *c = conn_by_fd[fd];
-        if (c == NULL)
-            continue;
-        set[n].fd = fd;  /* POLLOUT only while an echo waits to be sent */
-        set[n++].events = POLLIN | (buf_empty(&c->echo) ? 0 : POLLOUT);
-    }
-    while (poll(set, n, 0) == -1)
-        if (errno != EINTR)
-            die("poll(%d fds)", n);
-    for (int i = 0; i < n; i++)
-        if (set[i].revents != 0)
-            on_event(listen_fd, set[i].fd, set[i].revents);
-    free(set);
-}
-
-/* Win32: WSAAsyncSelect(s, hwnd, 0, 0), then closesocket. Clearing O_ASYNC
- * stops new messages; those already queued stay (PITFALLS 6) and reach
- * on_event later, which finds no client, or a new one: both harmless. */
-static void conn_close(struct conn *c)
-{
-    if (fcntl(c->fd, F_SETFL, O_NONBLOCK) == -1)  /* O_ASYNC off */
-        warn_errno("fcntl(F_SETFL, fd=%d)", c->fd);
-    if (close(c->fd) == -1)
-        warn_errno("close(fd=%d)", c->fd);
-    conn_by_fd[c->fd] = NULL;
-    int now = stats_client_closed(&stats);
-    log_event("close fd=%d peer=%s clients=%d", c->fd, c->peer, now);
-    buf_free(&c->echo);
-    free(c);
-}
-
-/* [S8] Close every client and the listener. Signals still queued for them
- * die with the process: nothing to drain. */
-static void shutdown_all(int listen_fd)
-{
-    for (int fd = 0; fd < fd_table_size; fd++)
-        if (conn_by_fd[fd] != NULL)
-            conn_close(conn_by_fd[fd]);
-    free(conn_by_fd);
-    if (fcntl(listen_fd, F_SETFL, O_NONBLOCK) == -1)
-        warn_errno("fcntl(F_SETFL, listen fd=%d)", listen_fd);
-    if (close(listen_fd) == -1)
-        warn_errno("close(listen fd=%d)", listen_fd);
+    if (accept_paused_until != 0 && clock_ms() >= accept_paused_until)
+        accept_paused_until = 0;  /* the pause is over: try again */
+    return accept_paused_until == 0 &&
+           stats_current(&stats) < opts.max_clients;
 }

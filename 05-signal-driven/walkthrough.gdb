@@ -13,10 +13,10 @@ handle SIGIO nostop noprint pass
 handle SIG35 nostop noprint pass
 handle SIGALRM nostop noprint pass
 
-break on_signal
+break on_message
 commands
   silent
-  echo \n[tour 1] on_signal: sigwaitinfo() returned a message (GetMessage); si_fd is wParam, si_band the event\n
+  echo \n[tour 1] on_message: sigwaitinfo() returned a message (GetMessage); si_fd is wParam, si_band the event\n
   print si->si_signo
   print si->si_fd
   print/x si->si_band
@@ -31,7 +31,8 @@ commands
   silent
   echo \n[tour 2] on_accept: si_fd was the listening socket: FD_ACCEPT. Accept until EAGAIN\n
   print listen_fd
-  print accept_paused_at
+  print backlog_waiting
+  print accept_paused_until
   if $tour_batch
     continue
   end
@@ -67,6 +68,7 @@ commands
   if c->echo.len > 0
     print c->echo.data[0]@c->echo.len
   end
+  print c->peer_done
   if $tour_batch
     continue
   end
@@ -84,11 +86,24 @@ commands
   end
 end
 
+break on_stop
+commands
+  silent
+  echo \n[tour 7] on_stop: SIGTERM was one more message, taken by sigwaitinfo()\n
+  print si->si_signo
+  print si->si_pid
+  print stats.current
+  if $tour_batch
+    continue
+  end
+end
+
 break shutdown_all
 commands
   silent
-  echo \n[tour 7] shutdown_all: SIGTERM was one more message; the loop returned\n
+  echo \n[tour 8] shutdown_all: close the clients left, then the table\n
   print stats
+  print clients
   if $tour_batch
     continue
   end
