@@ -407,6 +407,27 @@ START_TEST(test_net_listen_refuses_a_name_and_a_busy_port)
 }
 END_TEST
 
+START_TEST(test_net_socket_family_flags_and_address)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    int fd = net_socket("127.0.0.1", 9002, false, SOCK_CLOEXEC, &ss, &len);
+
+    ck_assert_msg(fd >= 0, "net_socket: %s", strerror(errno));
+    ck_assert_int_eq(ss.ss_family, AF_INET);
+    ck_assert_int_eq(len, sizeof(struct sockaddr_in));
+    ck_assert_int_eq(ntohs(((struct sockaddr_in *)&ss)->sin_port), 9002);
+    ck_assert_int_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    ck_assert_int_eq(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+    close(fd);
+
+    /* Numeric hosts only: a name is refused before any socket exists. */
+    errno = 0;
+    ck_assert_int_eq(net_socket("localhost", 9002, false, 0, &ss, &len), -1);
+    ck_assert_int_eq(errno, EINVAL);
+}
+END_TEST
+
 START_TEST(test_net_accept_error_classes)
 {
     ck_assert(net_accept_exhausted(EMFILE));
@@ -426,6 +447,7 @@ static Suite *net_suite(void)
     tcase_add_test(tc, test_net_listen_port_0_ipv4);
     tcase_add_test(tc, test_net_listen_port_0_ipv6);
     tcase_add_test(tc, test_net_listen_refuses_a_name_and_a_busy_port);
+    tcase_add_test(tc, test_net_socket_family_flags_and_address);
     tcase_add_test(tc, test_net_accept_error_classes);
     suite_add_tcase(s, tc);
     return s;
