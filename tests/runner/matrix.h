@@ -1,8 +1,8 @@
-/* check_matrix.h - the model x scenario matrix of the conformance runner:
+/* matrix.h - the model x scenario matrix of the conformance runner:
  * one Check test per (row, scenario), named "row:scenario", and the report
  * printed after the run. */
-#ifndef TESTS_CHECK_MATRIX_H
-#define TESTS_CHECK_MATRIX_H
+#ifndef TESTS_RUNNER_MATRIX_H
+#define TESTS_RUNNER_MATRIX_H
 
 #include <check.h>
 #include <stdbool.h>

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# tests/compare.sh - `make compare`: every model under the same workloads.
+# tests/tools/compare.sh - `make compare`: every model under the same workloads.
 #
 # For each workload, for each row (a model in one mode, or a reference
 # server on libev or libuv), in turn:
 #   [C1] start a fresh release server on a free port (-p 0), pinned to CPU 1;
 #   [C2] drive it with `echo-client bench --server-pid`, pinned to CPU 0:
 #        bench counts messages over its measured period and samples the
-#        server's /proc at that period's two ends (tests/sample.h), so server
-#        CPU per message divides like by like;
+#        server's /proc at that period's two ends (tests/client/sample.h), so
+#        server CPU per message divides like by like;
 #   [C3] stop the server with SIGTERM and want exit status 0;
 #   [C4] keep one line in compare/results.csv.
 # Then, when strace is installed, a small fixed run per row counts system
@@ -22,10 +22,10 @@
 # on 127.0.0.1, and a row that cannot run a workload is a table row saying
 # why (not built, FD_SETSIZE, failed to start...), never a hang.
 #
-# Usage: tests/compare.sh [--quick]     (make compare [QUICK=1])
+# Usage: tests/tools/compare.sh [--quick]     (make compare [QUICK=1])
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."  # the repository: paths below are from there
 
 BUILD=build/release
 CLIENT=$BUILD/tests/echo-client
@@ -37,7 +37,7 @@ QUICK=0
 if [[ ${1:-} == --quick ]]; then
     QUICK=1
 elif [[ $# -gt 0 ]]; then
-    echo "usage: tests/compare.sh [--quick]" >&2
+    echo "usage: tests/tools/compare.sh [--quick]" >&2
     exit 2
 fi
 

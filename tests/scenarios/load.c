@@ -1,9 +1,9 @@
-/* scenarios_load.c - the catalogue's load scenarios: a client that stops
+/* load.c - the catalogue's load scenarios: a client that stops
  * reading (slow-reader), clients that send a byte a second (slowloris), and
  * 900 idle connections (many-idle). In each, another client must be served
  * meanwhile: that is what separates an event loop from a blocking one.
  */
-#include "scenarios_load.h"
+#include "load.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -14,8 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "procfs.h"
+#include "client/client.h"
+#include "client/procfs.h"
 #include "steps.h"
 
 #define MIB                  (1024 * 1024)

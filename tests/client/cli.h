@@ -7,8 +7,8 @@
  *                     [-w SECONDS] [--stream] [--csv] [--server-pid PID]
  *                     [-H HOST] -p PORT
  */
-#ifndef TESTS_CLI_H
-#define TESTS_CLI_H
+#ifndef TESTS_CLIENT_CLI_H
+#define TESTS_CLIENT_CLI_H
 
 #include <stddef.h>
 #include <stdio.h>

@@ -10,7 +10,7 @@
 
 #include "net.h"
 #include "opts.h"
-#include "scenario.h"
+#include "scenarios/catalogue.h"
 
 /* getopt values of the long-only options. */
 enum { OPT_HELP = 1000, OPT_ONLY, OPT_SERVER_PID, OPT_STREAM, OPT_CSV };

@@ -1,4 +1,4 @@
-/* check_server.c - server processes for the conformance runner (runner.h).
+/* server.c - server processes for the conformance runner (runner.h).
  *
  * A server is started the way a student would, `NN-model/server -p 0`, and
  * its port read from the one line it prints on stdout. It gets its own
@@ -23,9 +23,9 @@
 #include <unistd.h>
 
 #include "addr.h"
-#include "client.h"
+#include "client/client.h"
 #include "opts.h"
-#include "steps.h"
+#include "scenarios/steps.h"
 
 #define MAX_ARGV         48
 #define START_MS         10000 /* until "listening on" */

@@ -1,4 +1,4 @@
-/* check_tour.c - the runner scenario "gdb-tour": a model's walkthrough.gdb
+/* gdb_tour.c - the runner scenario "gdb-tour": a model's walkthrough.gdb
  * must still work, so the tours cannot rot as the code changes.
  *
  * It runs the server under gdb in batch mode with $tour_batch set (each
@@ -22,9 +22,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "client.h"
+#include "client/client.h"
 #include "runner.h"
-#include "steps.h"
+#include "scenarios/steps.h"
 
 #define TOUR_START_MS 60000  /* gdb reads the debug info first */
 #define TOUR_STOP_MS  60000

@@ -1,4 +1,4 @@
-/* check_scenarios.c - the generic runner scenarios (runner.h): tests that
+/* generic.c - the generic runner scenarios (runner.h): tests that
  * start the server themselves, with other options or limits, or signal it.
  *
  *   capacity           -c 4: four clients served at once, the rest wait in
@@ -18,9 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "procfs.h"
-#include "steps.h"
+#include "client/client.h"
+#include "client/procfs.h"
+#include "scenarios/steps.h"
 
 #define TURN_CLIENTS_MAX 64
 #define TURN_MESSAGE     64

@@ -8,14 +8,14 @@
  *     if (connect_many(t, fds, 100, why, len) != OUTCOME_PASS)
  *         return OUTCOME_FAIL;
  */
-#ifndef TESTS_STEPS_H
-#define TESTS_STEPS_H
+#ifndef TESTS_SCENARIOS_STEPS_H
+#define TESTS_SCENARIOS_STEPS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "scenario.h"
+#include "catalogue.h"
 
 /* Timeouts of the steps: generous, because they only say "this hung". */
 #define STEP_CONNECT_MS 5000

@@ -25,8 +25,8 @@
  * that failed: reset, early close, wrong byte), and the client's own CPU
  * seconds over the measured period (getrusage).
  */
-#ifndef TESTS_BENCH_H
-#define TESTS_BENCH_H
+#ifndef TESTS_CLIENT_BENCH_H
+#define TESTS_CLIENT_BENCH_H
 
 #include <stdbool.h>
 #include <stddef.h>

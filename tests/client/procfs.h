@@ -9,8 +9,8 @@
  *
  * Library style: -1 with errno set, never exits.
  */
-#ifndef TESTS_PROCFS_H
-#define TESTS_PROCFS_H
+#ifndef TESTS_CLIENT_PROCFS_H
+#define TESTS_CLIENT_PROCFS_H
 
 #include <stdbool.h>
 #include <sys/types.h>

@@ -1,4 +1,4 @@
-/* check_models.c - what the conformance runner runs: one row per model and
+/* models.c - what the conformance runner runs: one row per model and
  * mode (variants[]), the runner scenarios by name (runner_scenarios[]), and
  * which catalogue scenarios an iterative server replaces with the
  * serialization test. See runner.h for adding a row or a scenario.

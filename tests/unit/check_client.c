@@ -16,10 +16,10 @@
 #include <unistd.h>
 
 #include "check_suites.h"
-#include "cli.h"
-#include "client.h"
-#include "histogram.h"
-#include "procfs.h"
+#include "client/cli.h"
+#include "client/client.h"
+#include "client/histogram.h"
+#include "client/procfs.h"
 
 /* ------------------------------------------------------------- pattern */
 

@@ -24,8 +24,8 @@
  *
  * Library style: -1 with errno set, never exits.
  */
-#ifndef TESTS_SAMPLE_H
-#define TESTS_SAMPLE_H
+#ifndef TESTS_CLIENT_SAMPLE_H
+#define TESTS_CLIENT_SAMPLE_H
 
 #include <stdbool.h>
 #include <stdint.h>

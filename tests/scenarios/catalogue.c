@@ -1,4 +1,4 @@
-/* scenarios.c - the scenario catalogue of SPEC section 6 (see scenario.h).
+/* catalogue.c - the scenario catalogue of SPEC section 6 (see catalogue.h).
  *
  * Each scenario is a short list of steps (steps.h). Echoed data is always
  * checked byte for byte against a pattern stream (client.h), so a reason
@@ -6,9 +6,9 @@
  * an echo that went to the wrong client cannot look right.
  *
  * The heavier scenarios (slow-reader, slowloris, many-idle) are in
- * scenarios_load.c; the table at the end lists all fourteen.
+ * load.c; the table at the end lists all fourteen.
  */
-#include "scenario.h"
+#include "catalogue.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -16,9 +16,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "client.h"
+#include "client/client.h"
+#include "load.h"
 #include "net.h"
-#include "scenarios_load.h"
 #include "steps.h"
 
 #define MIB (1024 * 1024)

@@ -1,4 +1,4 @@
-/* tool-no-uring.c - run a program where io_uring is refused.
+/* no-uring.c - run a program where io_uring is refused (tests/tool-no-uring).
  *
  *   tests/tool-no-uring PROGRAM [ARGS...]
  *

@@ -1,4 +1,4 @@
-/* check_sigio.c - 05-signal-driven's runner scenario (runner.h):
+/* sigpending.c - 05-signal-driven's runner scenario (runner.h):
  *
  *   sigpending  the server under a tiny RLIMIT_SIGPENDING, so that its
  *               realtime-signal queue overflows and the kernel falls back
@@ -15,8 +15,8 @@
 
 #include <stdlib.h>
 
-#include "client.h"
-#include "steps.h"
+#include "client/client.h"
+#include "scenarios/steps.h"
 
 #define SIGQ_CLIENTS 50
 #define SIGQ_BYTES (64 * 1024)

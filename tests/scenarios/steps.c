@@ -10,8 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "procfs.h"
+#include "client/client.h"
+#include "client/procfs.h"
 
 #define IO_CHUNK (64 * 1024)
 

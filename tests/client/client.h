@@ -8,8 +8,8 @@
  * Library style, like common/: -1 with errno set, never exits. A deadline
  * that passes gives errno = ETIMEDOUT.
  */
-#ifndef TESTS_CLIENT_H
-#define TESTS_CLIENT_H
+#ifndef TESTS_CLIENT_CLIENT_H
+#define TESTS_CLIENT_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* check_matrix.c - the model x scenario matrix (check_matrix.h).
+/* matrix.c - the model x scenario matrix (matrix.h).
  *
  * Every (row, scenario) is one Check test in its own TCase "row:scenario",
  * so CK_RUN_CASE picks one and the results map back to the matrix. The test
@@ -9,7 +9,7 @@
  * a pass that means "serialized, as it should be" is written by the child
  * to a notes file, which the parent reads for the report.
  */
-#include "check_matrix.h"
+#include "matrix.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,10 +19,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client.h"
+#include "client/client.h"
 #include "runner.h"
-#include "scenario.h"
-#include "steps.h"
+#include "scenarios/catalogue.h"
+#include "scenarios/steps.h"
 
 #define MAX_ROWS          32
 #define MAX_CELLS         640

@@ -5,8 +5,8 @@
  * value wide. Recording is one index computation and an increment: cheap
  * enough for every echo of a benchmark, and the memory is fixed.
  */
-#ifndef TESTS_HISTOGRAM_H
-#define TESTS_HISTOGRAM_H
+#ifndef TESTS_CLIENT_HISTOGRAM_H
+#define TESTS_CLIENT_HISTOGRAM_H
 
 #include <stdint.h>
 

@@ -1,4 +1,4 @@
-/* check_main.c - tests/check: the unit tests and the conformance runner.
+/* main.c - tests/check: the unit tests and the conformance runner.
  *
  *   tests/check [--unit] [--threaded] [--valgrind] [MODEL]
  *
@@ -23,9 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check_matrix.h"
-#include "check_suites.h"
-#include "client.h"
+#include "client/client.h"
+#include "matrix.h"
+#include "unit/check_suites.h"
 
 struct runner_args {
     bool unit_only;

@@ -1,4 +1,4 @@
-/* scenario.h - the scenario catalogue of SPEC section 6, implemented once.
+/* catalogue.h - the scenario catalogue of SPEC section 6, implemented once.
  *
  * `echo-client suite` runs it against any echo server; tests/check runs each
  * scenario against each model under Check. A scenario connects to the
@@ -9,8 +9,8 @@
  * With target.server_pid != 0 a scenario also reads /proc for the server's
  * memory, descriptors and CPU time (see procfs.h).
  */
-#ifndef TESTS_SCENARIO_H
-#define TESTS_SCENARIO_H
+#ifndef TESTS_SCENARIOS_CATALOGUE_H
+#define TESTS_SCENARIOS_CATALOGUE_H
 
 #include <stddef.h>
 #include <sys/types.h>

@@ -1,4 +1,4 @@
-/* check_select.c - 02-select's runner scenario "fd-setsize": more clients
+/* fd_setsize.c - 02-select's runner scenario "fd-setsize": more clients
  * than select() can watch.
  *
  * An fd_set has FD_SETSIZE (1024) bits, so select() cannot watch a
@@ -21,9 +21,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "procfs.h"
-#include "steps.h"
+#include "client/client.h"
+#include "client/procfs.h"
+#include "scenarios/steps.h"
 
 #define SETSIZE_CLIENTS 1100
 #define SETSIZE_NOFILE  2048

@@ -1,4 +1,4 @@
-/* check_iocp.c - 07-completion-port's runner scenario (runner.h):
+/* uring_refused.c - 07-completion-port's runner scenario (runner.h):
  *
  *   uring-refused  the server under tests/tool-no-uring, a seccomp wrapper
  *                  that makes io_uring_setup(2) fail with EPERM, as the
@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "steps.h"
+#include "scenarios/steps.h"
 
 #define REFUSED_CALL "io_uring_queue_init_params"
 

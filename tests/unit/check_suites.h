@@ -1,7 +1,7 @@
 /* check_suites.h - the unit-test suites linked into tests/check. Each file
- * check_<unit>.c adds its suites to the runner; check_main.c calls these. */
-#ifndef TESTS_CHECK_SUITES_H
-#define TESTS_CHECK_SUITES_H
+ * check_<unit>.c adds its suites to the runner; runner/main.c calls these. */
+#ifndef TESTS_UNIT_CHECK_SUITES_H
+#define TESTS_UNIT_CHECK_SUITES_H
 
 #include <check.h>
 

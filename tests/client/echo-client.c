@@ -9,7 +9,7 @@
  *
  * Try:  socat TCP-LISTEN:9100,reuseaddr,fork EXEC:cat &
  *       tests/echo-client suite -p 9100
- * gdb:  break scenarios.c:run_half_close, break streams_pump, break fail
+ * gdb:  break catalogue.c:run_half_close, break streams_pump, break fail
  */
 #include <errno.h>
 #include <poll.h>
@@ -24,7 +24,7 @@
 #include "err.h"
 #include "log.h"
 #include "procfs.h"
-#include "scenario.h"
+#include "scenarios/catalogue.h"
 #include "sig.h"
 
 #define INTERACTIVE_SEND_MS 30000 /* a server that takes nothing for 30 s */

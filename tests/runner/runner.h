@@ -28,8 +28,8 @@
  *     extra[] list there.
  * It then runs as the Check test "02-select:fd-setsize" and gets a column.
  */
-#ifndef TESTS_RUNNER_H
-#define TESTS_RUNNER_H
+#ifndef TESTS_RUNNER_RUNNER_H
+#define TESTS_RUNNER_RUNNER_H
 
 #include <limits.h>
 #include <stdbool.h>
@@ -37,7 +37,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "scenario.h"
+#include "scenarios/catalogue.h"
 
 /* ------------------------------------------------------ server processes */
 
