@@ -12,7 +12,7 @@
  *   - the server said so on stderr (a line naming FD_SETSIZE);
  *   - once they have all gone, a new client is echoed.
  */
-#include "runner.h"
+#include "fd_setsize.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -24,6 +24,7 @@
 #include "client/client.h"
 #include "client/procfs.h"
 #include "scenarios/steps.h"
+#include "server.h"
 
 #define SETSIZE_CLIENTS 1100
 #define SETSIZE_NOFILE  2048

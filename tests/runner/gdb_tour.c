@@ -11,6 +11,8 @@
  * print variables that an optimised sanitizer build has optimised out, and
  * LeakSanitizer cannot run under ptrace.
  */
+#include "gdb_tour.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -23,7 +25,7 @@
 #include <unistd.h>
 
 #include "client/client.h"
-#include "runner.h"
+#include "paths.h"
 #include "scenarios/steps.h"
 
 #define TOUR_START_MS 60000  /* gdb reads the debug info first */
@@ -37,20 +39,14 @@ struct tour_run {
     size_t out_len;
 };
 
-/* <root>/<dir>/walkthrough.gdb, root being the binary's path without
- * "/<dir>/server" and without "/build/<variant>" (sanitizer builds). */
+/* <source root>/<dir>/walkthrough.gdb: the tour sits beside the model's
+ * source, also when the server tested is a build/<variant>/ one. */
 static int walkthrough_path(const struct run_ctx *ctx, char *out, size_t len)
 {
     char root[PATH_MAX];
 
-    snprintf(root, sizeof(root), "%s", ctx->binary);
-    char *cut = strstr(root, ctx->v->dir);
-    if (cut == NULL || cut == root)
+    if (paths_source_root(root, sizeof(root)) == -1)
         return -1;
-    cut[-1] = '\0';
-    char *build = strstr(root, "/build/");
-    if (build != NULL)
-        *build = '\0';
     int n = snprintf(out, len, "%s/%s/walkthrough.gdb", root, ctx->v->dir);
     return n > 0 && (size_t)n < len ? 0 : -1;
 }

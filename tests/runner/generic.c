@@ -1,4 +1,4 @@
-/* generic.c - the generic runner scenarios (runner.h): tests that
+/* generic.c - the generic runner scenarios (generic.h): tests that
  * start the server themselves, with other options or limits, or signal it.
  *
  *   capacity           -c 4: four clients served at once, the rest wait in
@@ -8,7 +8,7 @@
  *   graceful-shutdown  SIGTERM with clients connected: exit 0, summary line
  *   serialized         (iterative rows) B waits until A has left
  */
-#include "runner.h"
+#include "generic.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -21,6 +21,7 @@
 #include "client/client.h"
 #include "client/procfs.h"
 #include "scenarios/steps.h"
+#include "server.h"
 
 #define TURN_CLIENTS_MAX 64
 #define TURN_MESSAGE     64

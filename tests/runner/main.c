@@ -25,7 +25,8 @@
 
 #include "client/client.h"
 #include "matrix.h"
-#include "unit/check_suites.h"
+#include "unit/check_client.h"
+#include "unit/check_common.h"
 
 struct runner_args {
     bool unit_only;

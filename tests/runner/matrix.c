@@ -20,9 +20,12 @@
 #include <unistd.h>
 
 #include "client/client.h"
-#include "runner.h"
+#include "generic.h"
+#include "models.h"
+#include "paths.h"
 #include "scenarios/catalogue.h"
 #include "scenarios/steps.h"
+#include "server.h"
 
 #define MAX_ROWS          32
 #define MAX_CELLS         640
@@ -164,26 +167,6 @@ START_TEST(test_matrix_cell)
 }
 END_TEST
 
-/* Where the servers are: beside this program's tests/ directory, so that
- * build/asan/tests/check tests build/asan/NN-model/server. */
-static int find_root(char *root, size_t len)
-{
-    ssize_t n = readlink("/proc/self/exe", root, len - 1);
-
-    if (n == -1)
-        return -1;
-    root[n] = '\0';
-    for (int up = 0; up < 2; up++) { /* .../tests/check -> ... */
-        char *slash = strrchr(root, '/');
-        if (slash == NULL) {
-            errno = ENOENT;
-            return -1;
-        }
-        *slash = '\0';
-    }
-    return 0;
-}
-
 /* Is program in $PATH (for a third-party row)? */
 static bool in_path(const char *program, char *found, size_t len)
 {
@@ -304,7 +287,7 @@ int matrix_add_suites(SRunner *sr, const struct matrix_opts *o)
     char root[PATH_MAX], missing[1024] = "";
     bool matched = false;
 
-    if (find_root(root, sizeof(root)) == -1) {
+    if (paths_build_root(root, sizeof(root)) == -1) {
         fprintf(stderr, "runner: cannot set up: %s\n", strerror(errno));
         return -1;
     }

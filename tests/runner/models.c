@@ -1,11 +1,17 @@
 /* models.c - what the conformance runner runs: one row per model and
  * mode (variants[]), the runner scenarios by name (runner_scenarios[]), and
  * which catalogue scenarios an iterative server replaces with the
- * serialization test. See runner.h for adding a row or a scenario.
+ * serialization test. See models.h for adding a row or a scenario.
  */
-#include "runner.h"
+#include "models.h"
 
 #include <string.h>
+
+#include "fd_setsize.h"
+#include "gdb_tour.h"
+#include "generic.h"
+#include "sigpending.h"
+#include "uring_refused.h"
 
 const struct variant variants[] = {
     /* 01: the notes' first model, one client at a time; it times out idle
@@ -20,7 +26,7 @@ const struct variant variants[] = {
      .args = {"--mode", "threads"},
      .threaded = true},
     {.name = "02-select", .dir = "02-select",
-     .extra = {"fd-setsize", "gdb-tour"}},  /* tests/check_select.c */
+     .extra = {"fd-setsize", "gdb-tour"}},  /* fd_setsize.c */
     {.name = "03-poll", .dir = "03-poll", .extra = {"gdb-tour"}},
     {.name = "04-epoll-events/level", .dir = "04-epoll-events",
      .extra = {"gdb-tour"}},
@@ -28,7 +34,7 @@ const struct variant variants[] = {
      .dir = "04-epoll-events",
      .args = {"--edge"}},
     {.name = "05-signal-driven", .dir = "05-signal-driven",
-     .extra = {"sigpending", "gdb-tour"}},  /* tests/check_sigio.c */
+     .extra = {"sigpending", "gdb-tour"}},  /* sigpending.c */
     /* 06: threaded, but not under `make tsan`: TSan crashes in glibc's
      * AIO, whose helper threads start further threads TSan never saw
      * (PITFALLS 11). `make helgrind` checks both rows instead. */
@@ -39,7 +45,7 @@ const struct variant variants[] = {
     {.name = "06-aio-overlapped/callback",
      .dir = "06-aio-overlapped",
      .args = {"--notify", "callback"}},
-    /* 07: "uring-refused" in tests/check_iocp.c, on every row: it takes
+    /* 07: "uring-refused" (uring_refused.c) on every row: it takes
      * a few milliseconds, and each -t must handle the refusal. */
     {.name = "07-completion-port/t1",
      .dir = "07-completion-port",

@@ -1,4 +1,4 @@
-/* server.c - server processes for the conformance runner (runner.h).
+/* server.c - server processes for the conformance runner (server.h).
  *
  * A server is started the way a student would, `NN-model/server -p 0`, and
  * its port read from the one line it prints on stdout. It gets its own
@@ -7,7 +7,7 @@
  * leaves no server behind. Its stderr goes to a file whose tail is printed
  * when a test fails.
  */
-#include "runner.h"
+#include "server.h"
 
 #include <errno.h>
 #include <fcntl.h>

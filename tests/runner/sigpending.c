@@ -1,4 +1,4 @@
-/* sigpending.c - 05-signal-driven's runner scenario (runner.h):
+/* sigpending.c - 05-signal-driven's runner scenario (sigpending.h):
  *
  *   sigpending  the server under a tiny RLIMIT_SIGPENDING, so that its
  *               realtime-signal queue overflows and the kernel falls back
@@ -11,12 +11,13 @@
  * of the same user, not just the server's: other processes of ours only
  * make the queue overflow sooner, which is what we want here.
  */
-#include "runner.h"
+#include "sigpending.h"
 
 #include <stdlib.h>
 
 #include "client/client.h"
 #include "scenarios/steps.h"
+#include "server.h"
 
 #define SIGQ_CLIENTS 50
 #define SIGQ_BYTES (64 * 1024)

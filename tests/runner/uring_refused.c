@@ -1,4 +1,4 @@
-/* uring_refused.c - 07-completion-port's runner scenario (runner.h):
+/* uring_refused.c - 07-completion-port's runner scenario (uring_refused.h):
  *
  *   uring-refused  the server under tests/tool-no-uring, a seccomp wrapper
  *                  that makes io_uring_setup(2) fail with EPERM, as the
@@ -14,26 +14,27 @@
  * The wrapper sits beside this program's servers: <root>/tests/ for the
  * debug build, <root>/build/<variant>/tests/ for the others.
  */
-#include "runner.h"
+#include "uring_refused.h"
 
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "paths.h"
 #include "scenarios/steps.h"
+#include "server.h"
 
 #define REFUSED_CALL "io_uring_queue_init_params"
 
-/* ctx->binary is <root>/<dir>/server: the wrapper is <root>/tests/... */
-static int tool_path(const struct run_ctx *ctx, char *out, size_t len)
+/* The wrapper of this build: <build root>/tests/tool-no-uring. */
+static int tool_path(char *out, size_t len)
 {
-    size_t tail = strlen(ctx->v->dir) + strlen("//server");
-    size_t root_len = strlen(ctx->binary);
+    char root[PATH_MAX];
 
-    if (root_len <= tail)
+    if (paths_build_root(root, sizeof(root)) == -1)
         return -1;
-    root_len -= tail;
-    int n = snprintf(out, len, "%.*s/tests/tool-no-uring", (int)root_len,
-                     ctx->binary);
+    int n = snprintf(out, len, "%s/tests/tool-no-uring", root);
     return n > 0 && (size_t)n < len && access(out, X_OK) == 0 ? 0 : -1;
 }
 
@@ -45,7 +46,7 @@ enum outcome runner_uring_refused(const struct run_ctx *ctx, char *why,
     int argc = 0;
     struct server s;
 
-    if (tool_path(ctx, tool, sizeof(tool)) == -1)
+    if (tool_path(tool, sizeof(tool)) == -1)
         return fail_with(why, why_len,
                          "tests/tool-no-uring beside %s is "
                          "not built",

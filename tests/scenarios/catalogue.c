@@ -1,9 +1,9 @@
 /* catalogue.c - the scenario catalogue of SPEC section 6 (see catalogue.h).
  *
  * Each scenario is a short list of steps (steps.h). Echoed data is always
- * checked byte for byte against a pattern stream (client.h), so a reason
- * names the client and the byte. Seeds differ per scenario and per client:
- * an echo that went to the wrong client cannot look right.
+ * checked byte for byte against a pattern stream (client/client.h), so a
+ * reason names the client and the byte. Seeds differ per scenario and per
+ * client: an echo that went to the wrong client cannot look right.
  *
  * The heavier scenarios (slow-reader, slowloris, many-idle) are in
  * load.c; the table at the end lists all fourteen.

@@ -7,7 +7,7 @@
  * timing decides nothing except "this hung".
  *
  * With target.server_pid != 0 a scenario also reads /proc for the server's
- * memory, descriptors and CPU time (see procfs.h).
+ * memory, descriptors and CPU time (see client/procfs.h).
  */
 #ifndef TESTS_SCENARIOS_CATALOGUE_H
 #define TESTS_SCENARIOS_CATALOGUE_H

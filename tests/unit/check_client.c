@@ -4,6 +4,8 @@
  *
  * Step into one: CK_FORK=no CK_RUN_CASE=histogram gdb --args tests/check --unit
  */
+#include "check_client.h"
+
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
@@ -15,7 +17,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "check_suites.h"
 #include "client/cli.h"
 #include "client/client.h"
 #include "client/histogram.h"

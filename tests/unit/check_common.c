@@ -2,6 +2,8 @@
  *
  * Step into one: CK_FORK=no CK_RUN_SUITE=buf gdb --args tests/check --unit
  */
+#include "check_common.h"
+
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +20,6 @@
 
 #include "addr.h"
 #include "buf.h"
-#include "check_suites.h"
 #include "err.h"
 #include "log.h"
 #include "net.h"
