@@ -19,7 +19,8 @@ SHELL := /bin/bash
 CC ?= cc
 
 # ---------------------------------------------------------------- packages
-# SPEC section 8: a fresh Debian/Ubuntu machine needs nothing but `make test`.
+# A fresh Debian/Ubuntu machine needs nothing but `make test` (README.md,
+# "The two commands"): each target installs what it lacks.
 DEPS_BUILD   := gcc make pkg-config check liburing-dev
 DEPS_TEST    := socat valgrind gdb
 DEPS_COMPARE := gnuplot-nox strace libuv1-dev libev-dev

@@ -1,4 +1,4 @@
-/* echo-client.c - the one test client of the project (SPEC section 6).
+/* echo-client.c - the one test client of the project.
  *
  *   echo-client -p 9002                  like nc: type, see the echo
  *   echo-client suite -p 9002            the scenario catalogue, PASS/FAIL
@@ -55,7 +55,8 @@ static bool copy_stdin(int sock)
         die("read(stdin)");
     if (n == 0) {
         /* Our FIN tells the server we are done; its echo of what is still
-         * in flight keeps coming until it closes (SPEC: half-close). */
+         * in flight keeps coming until it closes (the half-close rule,
+         * NOTES §1). */
         if (shutdown(sock, SHUT_WR) == -1)
             die("shutdown(SHUT_WR)");
         return false;

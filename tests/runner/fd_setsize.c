@@ -3,7 +3,7 @@
  *
  * An fd_set has FD_SETSIZE (1024) bits, so select() cannot watch a
  * descriptor numbered 1024 or more; FD_SET() on one writes past the set
- * (PITFALLS 8). With RLIMIT_NOFILE 2048 and -c 2000 the server can accept
+ * (NOTES §7.8). With RLIMIT_NOFILE 2048 and -c 2000 the server can accept
  * such descriptors. 1100 clients connect and send a byte each. Then:
  *   - the server is alive;
  *   - the clients it got below FD_SETSIZE are echoed: every number below

@@ -203,8 +203,8 @@ enum outcome runner_capacity(const struct run_ctx *ctx, char *why,
 }
 
 /* The server's CPU time over about 2 s while 60 clients wait and it has
- * run out of descriptors. A busy accept() loop burns a whole core (PITFALLS
- * 1: 1.3 s in 1.5 s); a server that pauses accepting uses almost nothing.
+ * run out of descriptors. A busy accept() loop burns a whole core (NOTES
+ * §7.1: 1.3 s in 1.5 s); a server that pauses accepting uses almost nothing.
  * 0.5 s is a 4x margin below a spin: CPU seconds, not wall-clock timing. */
 static enum outcome exhaustion_no_spin(const struct target *t, struct turns *tu,
                                        char *why, size_t why_len)

@@ -37,7 +37,7 @@ const struct variant variants[] = {
      .extra = {"sigpending", "gdb-tour"}},  /* sigpending.c */
     /* 06: threaded, but not under `make tsan`: TSan crashes in glibc's
      * AIO, whose helper threads start further threads TSan never saw
-     * (PITFALLS 11). `make helgrind` checks both rows instead. */
+     * (NOTES §7.11). `make helgrind` checks both rows instead. */
     {.name = "06-aio-overlapped/wait",
      .dir = "06-aio-overlapped",
      .args = {"--notify", "wait"},

@@ -3,7 +3,7 @@
  *   uring-refused  the server under tests/tool-no-uring, a seccomp wrapper
  *                  that makes io_uring_setup(2) fail with EPERM, as the
  *                  kernel.io_uring_disabled sysctl or a container's
- *                  seccomp profile would (PITFALLS 12). The server must
+ *                  seccomp profile would (NOTES §7.12). The server must
  *                  exit with status 1 before listening, with one stderr
  *                  line that names the call, the reason and the word
  *                  "unavailable". That is exactly what server_start()

@@ -1,4 +1,4 @@
-/* catalogue.c - the scenario catalogue of SPEC section 6 (see catalogue.h).
+/* catalogue.c - the scenario catalogue (see catalogue.h).
  *
  * Each scenario is a short list of steps (steps.h). Echoed data is always
  * checked byte for byte against a pattern stream (client/client.h), so a

@@ -1,4 +1,5 @@
-/* catalogue.h - the scenario catalogue of SPEC section 6, implemented once.
+/* catalogue.h - the scenario catalogue, implemented once (the table in
+ * tests/README.md says what each scenario does and wants).
  *
  * `echo-client suite` runs it against any echo server; tests/check runs each
  * scenario against each model under Check. A scenario connects to the

@@ -146,7 +146,7 @@ machine_info() {
 # ---------------------------------------------------------------- [C1] [C3]
 # start_server LOG BINARY [OPTIONS...]: sets SERVER_PID and SERVER_PORT, or
 # returns 1 with the reason in WHY. The port comes from the one stdout line,
-# "listening on 127.0.0.1:PORT" (SPEC section 4).
+# "listening on 127.0.0.1:PORT", that every server prints once it listens.
 start_server() {
     local log=$1 line="" i
     shift
@@ -180,8 +180,8 @@ signal_and_wait() {
     return 1
 }
 
-# stop_server: SIGTERM, then at most 5 s for the exit (SPEC: graceful within
-# 2 s). Sets SERVER_EXIT to the exit status, or "hung" (then killed).
+# stop_server: SIGTERM, then at most 5 s for the exit (a server shuts down
+# within 2 s, NOTES §1). Sets SERVER_EXIT to the exit status, or "hung" (then killed).
 stop_server() {
     local rc=0
     if ! signal_and_wait TERM "$SERVER_PID"; then

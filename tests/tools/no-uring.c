@@ -5,7 +5,7 @@
  * Installs a seccomp filter that makes io_uring_setup(2) fail with EPERM,
  * then execs PROGRAM. That is what a machine with the sysctl
  * kernel.io_uring_disabled set, or a container under Docker's default
- * seccomp profile (moby#46762), does to a program (PITFALLS 12). The
+ * seccomp profile (moby#46762), does to a program (NOTES §7.12). The
  * runner's "uring-refused" scenario runs 07-completion-port/server under
  * it; as RUNNER_WRAP it runs a whole row that way (the rows then show up
  * as skipped, with the server's reason).
