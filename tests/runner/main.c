@@ -7,7 +7,8 @@
  *   MODEL        only the rows whose model dir or row name starts with
  *                MODEL ("02", "02-select", "01-blocking/threads", "socat");
  *                the unit tests are left out
- *   --unit       only the unit tests (common/ and the client's internals)
+ *   --unit       only the unit tests (common/, the client's internals and
+ *                the models' step labels)
  *   --threaded   only the threaded rows (01 threads, 06, 07): `make tsan`
  *   --valgrind   servers under $RUNNER_WRAP, a subset of the scenarios
  *
@@ -27,6 +28,7 @@
 #include "matrix.h"
 #include "unit/check_client.h"
 #include "unit/check_common.h"
+#include "unit/check_labels.h"
 
 struct runner_args {
     bool unit_only;
@@ -101,6 +103,7 @@ int main(int argc, char **argv)
     if (unit) {
         add_common_suites(sr);
         add_client_suites(sr);
+        add_labels_suites(sr);
     }
     int rows = a.unit_only ? 0 : matrix_add_suites(sr, &a.matrix);
     /* "make test MODEL=02" must not look green when 02 was never built. */
