@@ -180,7 +180,7 @@ valgrind: deps-test build-debug
 
 # 06's threads under helgrind (TSan crashes in glibc's AIO): the race
 # detector for the completion callbacks. tests/tools/helgrind.supp says why
-# its one suppression is a false positive.
+# each of its two suppressions is a false positive.
 helgrind: deps-test build-debug
 	RUNNER_WRAP="valgrind --tool=helgrind --suppressions=tests/tools/helgrind.supp --error-exitcode=99 --quiet" \
 	    tests/check --valgrind $(or $(MODEL),06-aio-overlapped)
