@@ -19,7 +19,8 @@ SHELL := /bin/bash
 CC ?= cc
 
 # ---------------------------------------------------------------- packages
-# SPEC section 8: a fresh Debian/Ubuntu machine needs nothing but `make test`.
+# A fresh Debian/Ubuntu machine needs nothing but `make test` (README.md,
+# "The two commands"): each target installs what it lacks.
 DEPS_BUILD   := gcc make pkg-config check liburing-dev
 DEPS_TEST    := socat valgrind gdb
 DEPS_COMPARE := gnuplot-nox strace libuv1-dev libev-dev
@@ -79,13 +80,33 @@ VARIANTS := debug release asan tsan
 07-completion-port_LIBS   = $(URING_LIBS)
 
 # ---------------------------------------------------------------- sources
-MODELS     := $(sort $(patsubst %/server.c,%,$(wildcard [0-9][0-9]-*/server.c)))
-COMMON_SRC := $(wildcard common/*.c)
-# The test client's internals, shared by tests/echo-client and tests/check.
-CLIENT_SRC := $(filter-out tests/echo-client.c tests/check%.c tests/tool-%.c, \
-                $(wildcard tests/*.c))
-CHECK_SRC  := $(wildcard tests/check*.c)
-TOOLS      := $(patsubst %.c,%,$(wildcard tests/tool-*.c))
+# A source joins a program by the folder it sits in, never by its name:
+#   NN-model/*.c       NN-model/server
+#   tests/client/      tests/echo-client; all but its main (CLIENT_MAIN)
+#                      also tests/check, whose tests use the client's parts
+#   tests/scenarios/   tests/echo-client and tests/check: the catalogue
+#   tests/runner/      tests/check (its main is tests/runner/main.c)
+#   tests/unit/        tests/check
+#   tests/tools/X.c    tests/tool-X
+#   tests/ref/X.c      build/release/tests/ref/X, for make compare only
+# and every program links common/.
+MODELS       := $(sort $(patsubst %/server.c,%,$(wildcard [0-9][0-9]-*/server.c)))
+COMMON_SRC   := $(wildcard common/*.c)
+CLIENT_MAIN  := tests/client/echo-client.c
+CLIENT_SRC   := $(filter-out $(CLIENT_MAIN),$(wildcard tests/client/*.c))
+SCENARIO_SRC := $(wildcard tests/scenarios/*.c)
+RUNNER_SRC   := $(wildcard tests/runner/*.c)
+UNIT_SRC     := $(wildcard tests/unit/*.c)
+TOOL_SRC     := $(wildcard tests/tools/*.c)
+TOOLS        := $(patsubst tests/tools/%.c,tests/tool-%,$(TOOL_SRC))
+
+# Per-folder flags (the object rule adds $(<folder>_CFLAGS)). Test code
+# includes across folders by path from tests/: "scenarios/steps.h".
+TESTS_CFLAGS           := -Itests
+tests/client_CFLAGS    = $(TESTS_CFLAGS)
+tests/scenarios_CFLAGS = $(TESTS_CFLAGS)
+tests/runner_CFLAGS    = $(TESTS_CFLAGS) $(CHECK_CFLAGS)
+tests/unit_CFLAGS      = $(TESTS_CFLAGS) $(CHECK_CFLAGS)
 
 # $(call bindir,variant): where a variant's binaries go ("" for debug).
 bindir = $(if $(filter debug,$(1)),,build/$(1)/)
@@ -96,22 +117,22 @@ define variant_rules
 build/$(1)/obj/%.o: %.c | deps
 	@mkdir -p $$(@D)
 	$$(CC) $$(BASE) $$($(1)_CFLAGS) $$($$(patsubst %/,%,$$(dir $$<))_CFLAGS) \
-	    $$(if $$(filter tests/check%,$$<),$$(CHECK_CFLAGS)) -MMD -MP -c $$< -o $$@
+	    -MMD -MP -c $$< -o $$@
 
 $(1)_SERVERS := $$(foreach m,$$(MODELS),$$(call bindir,$(1))$$(m)/server)
-$(1)_CLIENT  := $$(if $$(wildcard tests/echo-client.c),$$(call bindir,$(1))tests/echo-client)
-$(1)_CHECK   := $$(if $$(CHECK_SRC),$$(call bindir,$(1))tests/check)
+$(1)_CLIENT  := $$(call bindir,$(1))tests/echo-client
+$(1)_CHECK   := $$(call bindir,$(1))tests/check
 $(1)_TOOLS   := $$(foreach t,$$(TOOLS),$$(call bindir,$(1))$$(t))
 
-$$(call bindir,$(1))tests/echo-client: $$(call objs,$(1),tests/echo-client.c $$(CLIENT_SRC) $$(COMMON_SRC))
+$$(call bindir,$(1))tests/echo-client: $$(call objs,$(1),$$(CLIENT_MAIN) $$(CLIENT_SRC) $$(SCENARIO_SRC) $$(COMMON_SRC))
 	@mkdir -p $$(@D)
 	$$(CC) $$(BASE) $$($(1)_CFLAGS) $$^ -o $$@ -lm
 
-$$(call bindir,$(1))tests/check: $$(call objs,$(1),$$(CHECK_SRC) $$(CLIENT_SRC) $$(COMMON_SRC))
+$$(call bindir,$(1))tests/check: $$(call objs,$(1),$$(RUNNER_SRC) $$(UNIT_SRC) $$(CLIENT_SRC) $$(SCENARIO_SRC) $$(COMMON_SRC))
 	@mkdir -p $$(@D)
 	$$(CC) $$(BASE) $$($(1)_CFLAGS) $$^ -o $$@ $$(CHECK_LIBS) -lm
 
-$$(call bindir,$(1))tests/tool-%: build/$(1)/obj/tests/tool-%.o $$(call objs,$(1),$$(COMMON_SRC))
+$$(call bindir,$(1))tests/tool-%: build/$(1)/obj/tests/tools/%.o $$(call objs,$(1),$$(COMMON_SRC))
 	@mkdir -p $$(@D)
 	$$(CC) $$(BASE) $$($(1)_CFLAGS) $$^ -o $$@
 
@@ -158,10 +179,10 @@ valgrind: deps-test build-debug
 	    tests/check --valgrind $(MODEL)
 
 # 06's threads under helgrind (TSan crashes in glibc's AIO): the race
-# detector for the completion callbacks. tests/helgrind.supp says why its
-# one suppression is a false positive.
+# detector for the completion callbacks. tests/tools/helgrind.supp says why
+# each of its two suppressions is a false positive.
 helgrind: deps-test build-debug
-	RUNNER_WRAP="valgrind --tool=helgrind --suppressions=tests/helgrind.supp --error-exitcode=99 --quiet" \
+	RUNNER_WRAP="valgrind --tool=helgrind --suppressions=tests/tools/helgrind.supp --error-exitcode=99 --quiet" \
 	    tests/check --valgrind $(or $(MODEL),06-aio-overlapped)
 
 # make gdb M=02 [ARGS="--mode threads"]
@@ -181,13 +202,13 @@ build/release/tests/ref/libev-echo: build/release/obj/tests/ref/libev-echo.o $(c
 	$(CC) $(BASE) $(release_CFLAGS) $^ -o $@ -lev
 
 compare: deps-compare build-release $(REF_SERVERS)
-	tests/compare.sh $(if $(QUICK),--quick)
+	tests/tools/compare.sh $(if $(QUICK),--quick)
 
 clean:
 	rm -rf build compare tests/echo-client tests/check $(TOOLS) \
 	    $(foreach m,$(MODELS),$(m)/server)
 
-# Keep objects that only a pattern rule chain builds (tests/tool-*.o):
+# Keep objects that only a pattern rule chain builds (tests/tools/*.o):
 # make would delete them as intermediates and relink the tool every time.
 .SECONDARY:
 

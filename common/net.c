@@ -22,56 +22,68 @@ bool net_is_numeric_host(const char *text)
            inet_pton(AF_INET6, text, addr) == 1;
 }
 
-/* getaddrinfo for a numeric host: one address, no resolver. */
-static struct addrinfo *resolve(const char *host, int port, bool passive)
+/* The one place that resolves: net_listen, net_connect and the test client
+ * all come here, so "numeric hosts only" and the getaddrinfo error mapping
+ * cannot drift apart. The address is copied out before freeaddrinfo(), so
+ * callers have nothing to free: on a later failure they only close the fd. */
+int net_socket(const char *host, int port, bool passive, int flags,
+               struct sockaddr_storage *addr, socklen_t *addr_len)
 {
-    struct addrinfo hints, *res = NULL;
+    struct addrinfo hints, *ai = NULL;
     char service[16];
 
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    if (passive)
+        hints.ai_flags |= AI_PASSIVE;
     snprintf(service, sizeof(service), "%d", port);
-    int rc = getaddrinfo(host, service, &hints, &res);
+    int rc = getaddrinfo(host, service, &hints, &ai);
     if (rc != 0) {
-        errno = (rc == EAI_SYSTEM) ? errno : (rc == EAI_MEMORY ? ENOMEM : EINVAL);
-        return NULL;
+        /* EAI_* codes are not errno values: map them, library style. */
+        if (rc != EAI_SYSTEM)
+            errno = rc == EAI_MEMORY ? ENOMEM : EINVAL;
+        return -1;
     }
-    return res;
+    int fd = socket(ai->ai_family, ai->ai_socktype | flags, ai->ai_protocol);
+    int saved = errno;
+    if (fd != -1) {
+        memcpy(addr, ai->ai_addr, ai->ai_addrlen);
+        *addr_len = ai->ai_addrlen;
+    }
+    freeaddrinfo(ai);
+    errno = saved;
+    return fd;
+}
+
+/* A failed set-up step: close the socket but keep the step's errno. */
+static int close_keeping_errno(int fd)
+{
+    int saved = errno;
+
+    close(fd);
+    errno = saved;
+    return -1;
 }
 
 int net_listen(const char *host, int port, int flags)
 {
-    struct addrinfo *ai = resolve(host, port, true);
-    int one = 1, fd, saved;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int one = 1;
+    int fd = net_socket(host, port, true, flags, &ss, &len);
 
-    if (ai == NULL)
-        return -1;
-    fd = socket(ai->ai_family, ai->ai_socktype | flags, ai->ai_protocol);
     if (fd == -1)
-        goto fail_free;
+        return -1;
     /* SO_REUSEADDR: restart the server at once, even while connections of
      * the previous run sit in TIME_WAIT (Winsock's SO_REUSEADDR differs: it
      * lets two live sockets share a port, which Linux refuses). */
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
-        goto fail_close;
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1)
-        goto fail_close;
-    if (listen(fd, NET_BACKLOG) == -1)
-        goto fail_close;
-    freeaddrinfo(ai);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+        bind(fd, (struct sockaddr *)&ss, len) == -1 ||
+        listen(fd, NET_BACKLOG) == -1)
+        return close_keeping_errno(fd);
     return fd;
-
-fail_close:
-    saved = errno;
-    close(fd);
-    errno = saved;
-fail_free:
-    saved = errno;
-    freeaddrinfo(ai);
-    errno = saved;
-    return -1;
 }
 
 int net_announce(int listen_fd)
@@ -141,32 +153,18 @@ static int wait_connected(int fd)
 
 int net_connect(const char *host, int port, int flags)
 {
-    struct addrinfo *ai = resolve(host, port, false);
-    int fd, saved;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fd = net_socket(host, port, false, flags & SOCK_CLOEXEC, &ss, &len);
 
-    if (ai == NULL)
-        return -1;
-    fd = socket(ai->ai_family, ai->ai_socktype | (flags & SOCK_CLOEXEC),
-                ai->ai_protocol);
     if (fd == -1)
-        goto fail_free;
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1 &&
+        return -1;
+    if (connect(fd, (struct sockaddr *)&ss, len) == -1 &&
         (errno != EINTR || wait_connected(fd) == -1))
-        goto fail_close;
+        return close_keeping_errno(fd);
     if ((flags & SOCK_NONBLOCK) && net_set_nonblock(fd, true) == -1)
-        goto fail_close;
-    freeaddrinfo(ai);
+        return close_keeping_errno(fd);
     return fd;
-
-fail_close:
-    saved = errno;
-    close(fd);
-    errno = saved;
-fail_free:
-    saved = errno;
-    freeaddrinfo(ai);
-    errno = saved;
-    return -1;
 }
 
 int net_set_nonblock(int fd, bool on)

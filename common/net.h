@@ -13,6 +13,14 @@
 
 #define NET_BACKLOG SOMAXCONN
 
+/* A TCP socket for host:port and the address to bind() or connect() it to:
+ * getaddrinfo (numeric host and port only), then socket() of the address's
+ * family. passive: the address is for bind() (AI_PASSIVE); flags:
+ * SOCK_NONBLOCK and/or SOCK_CLOEXEC. Returns the socket, the address in
+ * *addr and its length in *addr_len. */
+int net_socket(const char *host, int port, bool passive, int flags,
+               struct sockaddr_storage *addr, socklen_t *addr_len);
+
 /* socket + SO_REUSEADDR + bind + listen on host:port (IPv4 or IPv6). flags: SOCK_NONBLOCK and/or SOCK_CLOEXEC.
  * Returns the listening fd. */
 int net_listen(const char *host, int port, int flags);

@@ -1,0 +1,93 @@
+/* models.c - what the conformance runner runs: one row per model and
+ * mode (variants[]), the runner scenarios by name (runner_scenarios[]), and
+ * which catalogue scenarios an iterative server replaces with the
+ * serialization test. See models.h for adding a row or a scenario.
+ */
+#include "models.h"
+
+#include <string.h>
+
+#include "fd_setsize.h"
+#include "gdb_tour.h"
+#include "generic.h"
+#include "sigpending.h"
+#include "uring_refused.h"
+
+const struct variant variants[] = {
+    /* 01: the notes' first model, one client at a time; it times out idle
+     * clients after 10 s, so idle-then-active (2 s) passes normally. */
+    {.name = "01-blocking/iterative",
+     .dir = "01-blocking",
+     .args = {"--mode", "iterative"},
+     .iterative = true,
+     .extra = {"gdb-tour"}},
+    {.name = "01-blocking/threads",
+     .dir = "01-blocking",
+     .args = {"--mode", "threads"},
+     .threaded = true},
+    {.name = "02-select", .dir = "02-select",
+     .extra = {"fd-setsize", "gdb-tour"}},  /* fd_setsize.c */
+    {.name = "03-poll", .dir = "03-poll", .extra = {"gdb-tour"}},
+    {.name = "04-epoll-events/level", .dir = "04-epoll-events",
+     .extra = {"gdb-tour"}},
+    {.name = "04-epoll-events/edge",
+     .dir = "04-epoll-events",
+     .args = {"--edge"}},
+    {.name = "05-signal-driven", .dir = "05-signal-driven",
+     .extra = {"sigpending", "gdb-tour"}},  /* sigpending.c */
+    /* 06: threaded, but not under `make tsan`: TSan crashes in glibc's
+     * AIO, whose helper threads start further threads TSan never saw
+     * (NOTES §7.11). `make helgrind` checks both rows instead. */
+    {.name = "06-aio-overlapped/wait",
+     .dir = "06-aio-overlapped",
+     .args = {"--notify", "wait"},
+     .extra = {"gdb-tour"}},
+    {.name = "06-aio-overlapped/callback",
+     .dir = "06-aio-overlapped",
+     .args = {"--notify", "callback"}},
+    /* 07: "uring-refused" (uring_refused.c) on every row: it takes
+     * a few milliseconds, and each -t must handle the refusal. */
+    {.name = "07-completion-port/t1",
+     .dir = "07-completion-port",
+     .args = {"-t", "1"},
+     .threaded = true,
+     .extra = {"uring-refused", "gdb-tour"}},
+    {.name = "07-completion-port/t2",
+     .dir = "07-completion-port",
+     .args = {"-t", "2"},
+     .threaded = true,
+     .extra = {"uring-refused"}},
+    {.name = "07-completion-port/t4",
+     .dir = "07-completion-port",
+     .args = {"-t", "4"},
+     .threaded = true,
+     .extra = {"uring-refused"}},
+    /* The known-good third party: if a scenario fails here, the scenario
+     * is wrong, not the models. */
+    {.name = "socat",
+     .args = {"socat",
+              "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,backlog=1024",
+              "EXEC:cat"}},
+};
+const size_t variant_count = sizeof(variants) / sizeof(variants[0]);
+
+const struct runner_scenario runner_scenarios[] = {
+    {"capacity", "cap", runner_capacity, true, false},
+    {"fd-exhaustion", "emfile", runner_fd_exhaustion, true, false},
+    {"graceful-shutdown", "term", runner_graceful_shutdown, true, false},
+    /* Model-specific: only the rows that list them in .extra. */
+    {"fd-setsize", "fdset", runner_fd_setsize, false, false},
+    {"sigpending", "sigq", runner_sigpending, false, false},
+    {"gdb-tour", "gdb", runner_gdb_tour, false, true},
+    {"uring-refused", "refuse", runner_uring_refused, false, false},
+};
+const size_t runner_scenario_count =
+    sizeof(runner_scenarios) / sizeof(runner_scenarios[0]);
+
+const struct runner_scenario *runner_scenario_find(const char *name)
+{
+    for (size_t i = 0; i < runner_scenario_count; i++)
+        if (strcmp(runner_scenarios[i].name, name) == 0)
+            return &runner_scenarios[i];
+    return NULL;
+}
