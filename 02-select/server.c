@@ -67,7 +67,7 @@ struct conn {
 static struct server_opts opts;
 static struct stats stats;
 static int listen_fd = -1;
-static sigset_t wait_mask;       /* the stop signals unblocked: see setup_stop */
+static sigset_t wait_mask;      /* ours, stop signals unblocked: setup_stop */
 
 /* What we want watched. select() overwrites the sets it is given, so every
  * turn works on copies of these (the notes' "temporary" fd_set b = a). */
@@ -75,7 +75,7 @@ static fd_set read_master;      /* clients with room in their backlog */
 static fd_set write_master;     /* clients with output pending */
 static struct conn *conns[FD_SETSIZE];
 static int max_fd = -1;         /* highest client descriptor, or -1 */
-static long long accept_paused_until;  /* EMFILE: clock_ms() to resume, or 0 */
+static long long accept_paused_until; /* EMFILE: clock_ms() to resume, or 0 */
 
 static void setup_stop(void);
 static int setup_listener(void);

@@ -65,7 +65,7 @@ struct conn {
 static struct server_opts opts;
 static struct stats stats;
 static int listen_fd = -1;
-static sigset_t wait_mask;       /* the stop signals unblocked: see setup_stop */
+static sigset_t wait_mask;      /* ours, stop signals unblocked: setup_stop */
 
 /* The array poll() reads: slot 0 is the listener, slots 1 .. nslots-1 the
  * clients, with no holes (see conn_close). Unlike an fd_set it survives the
@@ -73,7 +73,7 @@ static sigset_t wait_mask;       /* the stop signals unblocked: see setup_stop *
 static struct pollfd *pfds;
 static struct conn **slot_conns;
 static nfds_t nslots, slots_cap;
-static long long accept_paused_until;  /* EMFILE: clock_ms() to resume, or 0 */
+static long long accept_paused_until; /* EMFILE: clock_ms() to resume, or 0 */
 
 static void setup_stop(void);
 static int setup_listener(void);

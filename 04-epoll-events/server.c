@@ -93,7 +93,7 @@ static struct conn *ready_head, *ready_tail;
  * carry their address, so they are freed only once the batch is done. */
 static struct conn *graveyard;
 static uint32_t listen_armed;   /* EPOLLIN while accepting, else 0 */
-static long long accept_paused_until;  /* EMFILE: clock_ms() to resume, or 0 */
+static long long accept_paused_until; /* EMFILE: clock_ms() to resume, or 0 */
 
 static void setup_epoll(void);
 static void setup_stop(void);
@@ -117,11 +117,8 @@ static bool accepting(void);
 static int wait_timeout(void);
 
 static const struct model_opt model_opts[] = {
-    {.name = "edge",
-     .kind = OPT_FLAG,
-     .help = "edge-triggered (EPOLLET), reads budgeted per turn; "
-             "default: level",
-     .value = &edge_triggered},
+    {.name = "edge", .kind = OPT_FLAG, .value = &edge_triggered,
+     .help = "edge-triggered (EPOLLET), read budget per turn; default: level"},
 };
 
 static const struct model_info model = {
@@ -351,16 +348,13 @@ static bool on_readable(struct conn *c)
 {
     int budget = edge_triggered ? EDGE_READ_BUDGET : 1;
 
-    while (c->readable && budget-- > 0) {
-        if (c->peer_done || buf_full(&c->echo)) {
-            c->readable = false;  /* EPOLLIN is off: see watch() */
-            break;
-        }
+    while (!c->peer_done && !buf_full(&c->echo)) {
+        if (budget-- == 0)
+            return true;  /* level: epoll reports the rest next turn;
+                             --edge: c->readable stays set, c is queued */
         ssize_t n = buf_fill(&c->echo, c->fd);
-        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            c->readable = false;  /* drained: the next edge will tell */
-            break;
-        }
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;  /* drained: the next edge will tell */
         if (n == -1 && errno == EINTR)
             continue;
         if (n == -1) {
@@ -370,7 +364,6 @@ static bool on_readable(struct conn *c)
         }
         if (n == 0) {
             c->peer_done = true;  /* FIN: echo what is left, then close */
-            c->readable = false;
             log_event("fd=%d half-closed, %zu bytes left to echo", c->fd,
                       buf_len(&c->echo));
         } else {
@@ -379,8 +372,7 @@ static bool on_readable(struct conn *c)
         if (!on_writable(c))
             return false;
     }
-    if (!edge_triggered)
-        c->readable = false;  /* level: epoll reports the rest anyway */
+    c->readable = false;  /* EAGAIN, FIN, or a full backlog (see watch) */
     return true;
 }
 

@@ -110,7 +110,7 @@ static void on_message(const siginfo_t *si);
 static bool on_event(int fd, long band);
 static void on_accept(void);
 static void conn_open(int fd, const char *peer);
-static bool on_hangup(struct conn *c);
+static bool on_hangup(struct conn *c, long band);
 static bool on_readable(struct conn *c);
 static bool on_writable(struct conn *c);
 static void conn_close(struct conn *c);
@@ -274,7 +274,7 @@ static bool on_event(int fd, long band)
         log_trace("message fd=%d: no such client (closed already)", fd);
         return false;
     }
-    if ((band & POLLERR) && !on_hangup(c))  /* FD_CLOSE with an error */
+    if ((band & (POLLERR | POLLHUP)) && !on_hangup(c, band))  /* FD_CLOSE */
         return false;
     /* Any message may mean room to send: try a pending echo (FD_WRITE).
      * Then read, unless the backlog is still full (backpressure). */
@@ -370,17 +370,23 @@ fail:
 /* POLLERR: the connection failed, and SO_ERROR says why (a reset discards
  * unread data). Win32: WSAGETSELECTERROR(lParam), FD_CLOSE with an error.
  * Reading SO_ERROR clears it: 0 means a recv() or send() took it already,
- * and the client goes on. Returns false when the client was closed. */
-static bool on_hangup(struct conn *c)
+ * and the client goes on. POLLHUP: both directions are shut, so nothing we
+ * send can arrive (a client's FIN alone is POLLIN and recv() == 0), as in
+ * 03 and 04. Returns false when the client was closed. */
+static bool on_hangup(struct conn *c, long band)
 {
     int err = 0;
     socklen_t len = sizeof(err);
 
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-        err = errno;
-    if (err == 0)
-        return true;
-    log_event("fd=%d POLLERR: %s", c->fd, strerror(err));
+    if (band & POLLERR) {
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+            err = errno;
+        if (err == 0)
+            return true;
+        log_event("fd=%d POLLERR: %s", c->fd, strerror(err));
+    } else {
+        log_event("fd=%d POLLHUP: connection gone", c->fd);
+    }
     conn_close(c);
     return false;
 }
