@@ -73,7 +73,7 @@ struct conn {
     uint32_t armed;             /* the events epoll watches for it now */
     bool readable;              /* --edge: told EPOLLIN, no EAGAIN since */
     bool queued;                /* on the ready list */
-    bool dead;                  /* closed: events left in this batch are stale */
+    bool dead;                  /* closed: this batch's later events are stale */
     struct conn *next_ready;    /* the ready list */
     struct conn *prev, *next;   /* the open clients, then the graveyard */
 };

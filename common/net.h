@@ -21,8 +21,8 @@
 int net_socket(const char *host, int port, bool passive, int flags,
                struct sockaddr_storage *addr, socklen_t *addr_len);
 
-/* socket + SO_REUSEADDR + bind + listen on host:port (IPv4 or IPv6). flags: SOCK_NONBLOCK and/or SOCK_CLOEXEC.
- * Returns the listening fd. */
+/* socket + SO_REUSEADDR + bind + listen on host:port (IPv4 or IPv6).
+ * flags: SOCK_NONBLOCK and/or SOCK_CLOEXEC. Returns the listening fd. */
 int net_listen(const char *host, int port, int flags);
 
 /* Prints the contract line "listening on 127.0.0.1:9002" (IPv6:
