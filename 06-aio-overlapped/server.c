@@ -36,7 +36,7 @@
  * Try:  ./server -v                      then: nc 127.0.0.1 9006
  *       ./server --notify callback -vv   one glibc thread per completion
  *       grep Threads /proc/$(pgrep -n server)/status   (with idle clients)
- * gdb:  make gdb M=06   (walkthrough.gdb: break post_recv, on_complete,
+ * gdb:  make gdb M=06   (walkthrough.gdb: break conn_post, on_complete,
  *       on_send_complete, conn_close, shutdown_all; info threads)
  */
 #include <aio.h>
@@ -70,6 +70,7 @@
 #define EMFILE_PAUSE_MS 100     /* out of descriptors: stop accepting */
 #define ACCEPT_BATCH 64         /* accepts per turn: a flood waits its turn */
 #define HELPER_IDLE_SECONDS 1   /* an idle helper thread leaves after this */
+#define HELPERS_WAIT_MS 3000    /* for glibc's idle helpers to leave */
 #define SHUTDOWN_WAIT_MS 5000   /* for the last completions at SIGTERM */
 
 enum notify { NOTIFY_WAIT, NOTIFY_CALLBACK };
@@ -125,13 +126,11 @@ static int collect_in_flight(const struct aiocb **list);
 static void wake_waiter(void);
 static void on_accept(void);
 static void conn_open(int fd, const char *peer);
-static bool post_recv(struct conn *c);
-static bool post_send(struct conn *c);
-static void post_prepare(struct conn *c, enum op_kind kind);
+static bool conn_post(struct conn *c, enum op_kind op);
 static bool on_complete(struct conn *c);
 static void on_callback(union sigval value);
-static bool on_recv_complete(struct conn *c, int err, ssize_t n);
-static bool on_send_complete(struct conn *c, int err, ssize_t n);
+static bool on_recv_complete(struct conn *c, int error, ssize_t bytes);
+static bool on_send_complete(struct conn *c, int error, ssize_t bytes);
 static void conn_close(struct conn *c);
 static void shutdown_all(void);
 static void wait_for_helpers(void);
@@ -184,8 +183,7 @@ int main(int argc, char **argv)
  * read() or write() at a time. A client waiting for input holds one, so
  * the pool must hold -c of them (+1 for the waiter's wake_op), or idle
  * clients would starve the rest (NOTES §7.2). aio_init must come before
- * the first request. In wait mode the waiter starts here too, with the stop
- * signals blocked: they are the main thread's business. */
+ * the first request. In wait mode the waiter starts here too. */
 static void setup_aio(void)
 {
     struct aioinit init = {
@@ -193,30 +191,26 @@ static void setup_aio(void)
         .aio_num = opts.max_clients + 1,
         .aio_idle_time = HELPER_IDLE_SECONDS,
     };
+    int rc;
+
     threads_at_start = count_threads();
     aio_init(&init);  /* returns nothing: glibc takes what it can */
     log_event("aio_init: up to %d helper threads (-c %d, one per client)",
               init.aio_threads, opts.max_clients);
     if (notify != NOTIFY_WAIT)
         return;
-
     waiter_wake_fd = eventfd(0, EFD_CLOEXEC);  /* blocking: a helper waits */
     if (waiter_wake_fd == -1)
         die("eventfd");
-    sigset_t old;
-    int rc = sig_block_stop(&old);
-    if (rc != 0)
-        die_code(rc, "pthread_sigmask");
-    rc = pthread_create(&waiter, NULL, worker_main, NULL);
-    if (rc != 0)
+    if ((rc = pthread_create(&waiter, NULL, worker_main, NULL)) != 0)
         die_code(rc, "pthread_create(waiter)");
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* [S1] SIGINT/SIGTERM by a handler, not sigwait(): glibc starts callback
  * threads with every signal unblocked (NOTES §7.10), so the signal may land
- * on one of them. A handler runs wherever it lands: it sets the stop flag
- * and writes main_wake_fd, which the main thread polls beside the listener.
+ * on one of them (or on the waiter). A handler runs wherever it lands: it
+ * sets the stop flag and writes main_wake_fd, which the main thread polls
+ * beside the listener.
  * Win32: WSASetEvent on one more event in the WSAWaitForMultipleEvents set;
  * an eventfd written to is the same idea. */
 static void setup_stop(void)
@@ -295,14 +289,8 @@ static void *worker_main(void *arg)
             if (errno != EINTR)  /* EINTR: a signal; nothing finished */
                 die("aio_suspend(%d requests)", n);
         log_trace("aio_suspend: woke over %d requests", n);
-        for (int i = 1; i < n; i++) {
-            struct conn *c = list[i]->aio_sigevent.sigev_value.sival_ptr;
-            pthread_mutex_lock(&c->lock);
-            bool alive = on_complete(c);
-            pthread_mutex_unlock(&c->lock);
-            if (!alive)
-                conn_close(c);
-        }
+        for (int i = 1; i < n; i++)  /* sival_ptr: the request's conn */
+            on_complete(list[i]->aio_sigevent.sigev_value.sival_ptr);
         if (aio_error(&wake_op) == EINPROGRESS)
             continue;
         (void)aio_return(&wake_op);  /* the eventfd's count: not needed */
@@ -400,7 +388,7 @@ static void conn_open(int fd, const char *peer)
     log_event("accept fd=%d peer=%s clients=%d", fd, c->peer, now);
 
     pthread_mutex_lock(&c->lock);
-    bool posted = post_recv(c);
+    bool posted = conn_post(c, OP_RECV);
     pthread_mutex_unlock(&c->lock);
     if (!posted)
         conn_close(c);  /* nothing in flight: no completion will come */
@@ -414,82 +402,72 @@ fail:
     close(fd);
 }
 
-/* Win32: WSARecv(s, &wsabuf, 1, ..., &overlapped, NULL) - returns at once
- * (WSA_IO_PENDING); the recv fills the free part of the echo buffer. From
- * here until its completion the buffer and the aiocb are glibc's: neither
- * may be touched, moved or freed (NOTES §7.3). With c->lock held. Returns
- * false when it could not be posted (nothing is in flight then). */
-static bool post_recv(struct conn *c)
+/* Posts c's next request, which returns at once (Win32: WSA_IO_PENDING):
+ * a recv into the free part of the echo buffer, or a send of the bytes it
+ * holds. From here until its completion the buffer and the aiocb are
+ * glibc's: neither may be touched, moved or freed (NOTES §7.3). One at a
+ * time: glibc runs the requests of one descriptor in order, so a send
+ * queued behind a recv would wait until the client sent more (NOTES §7.2).
+ * With c->lock held. Returns false when glibc refused it (EAGAIN: no
+ * thread, no memory): nothing is in flight then. */
+static bool conn_post(struct conn *c, enum op_kind op)
 {
-    post_prepare(c, OP_RECV);
-    c->op.aio_buf = buf_tail(&c->echo);
-    c->op.aio_nbytes = buf_space(&c->echo);
-    if (aio_read(&c->op) == -1) {
-        /* EAGAIN: glibc could not queue it (no thread, no memory) */
-        warn_errno("aio_read(fd=%d): closing", c->fd);
-        c->in_flight = OP_NONE;
-        return false;
-    }
-    log_trace("post recv fd=%d %zu bytes", c->fd, c->op.aio_nbytes);
-    return true;
-}
+    int rc;
 
-/* Win32: WSASend(s, &wsabuf, 1, ..., &overlapped, NULL) - the bytes
- * waiting in the echo buffer. No recv is in flight now: glibc runs the
- * requests of one descriptor in order, and this send would wait behind a
- * recv until the client sent more (NOTES §7.2). With c->lock held. */
-static bool post_send(struct conn *c)
-{
-    post_prepare(c, OP_SEND);
-    c->op.aio_buf = buf_head(&c->echo);
-    c->op.aio_nbytes = buf_len(&c->echo);
-    if (aio_write(&c->op) == -1) {
-        warn_errno("aio_write(fd=%d): closing", c->fd);
-        c->in_flight = OP_NONE;
-        return false;
-    }
-    log_trace("post send fd=%d %zu bytes", c->fd, c->op.aio_nbytes);
-    return true;
-}
-
-/* A fresh aiocb for c's next request, and how its end is reported:
- * nothing (the waiter asks), or a call to on_callback() on a new thread.
- * Either way sival_ptr leads back from the aiocb to its conn, as the notes'
- * per-I/O data leads to its socket. */
-static void post_prepare(struct conn *c, enum op_kind kind)
-{
     memset(&c->op, 0, sizeof(c->op));
     c->op.aio_fildes = c->fd;
+    /* How its end is reported: not at all (the waiter asks), or by a call
+     * to on_callback() on a new thread. sival_ptr leads back to c, as the
+     * notes' per-I/O data leads to its socket. */
+    c->op.aio_sigevent.sigev_notify =
+        notify == NOTIFY_CALLBACK ? SIGEV_THREAD : SIGEV_NONE;
+    c->op.aio_sigevent.sigev_notify_function = on_callback;
     c->op.aio_sigevent.sigev_value.sival_ptr = c;
-    c->op.aio_sigevent.sigev_notify = SIGEV_NONE;
-    if (notify == NOTIFY_CALLBACK) {
-        c->op.aio_sigevent.sigev_notify = SIGEV_THREAD;
-        c->op.aio_sigevent.sigev_notify_function = on_callback;
+    if (op == OP_RECV) {  /* Win32: WSARecv(s, &wsabuf, 1, .., &ov, NULL) */
+        c->op.aio_buf = buf_tail(&c->echo);
+        c->op.aio_nbytes = buf_space(&c->echo);
+        rc = aio_read(&c->op);
+    } else {  /* Win32: WSASend(s, &wsabuf, 1, .., &ov, NULL) */
+        c->op.aio_buf = buf_head(&c->echo);
+        c->op.aio_nbytes = buf_len(&c->echo);
+        rc = aio_write(&c->op);
     }
-    c->in_flight = kind;
+    if (rc == -1) {
+        warn_errno("aio_%s(fd=%d): closing", op == OP_RECV ? "read" : "write",
+                   c->fd);
+        return false;
+    }
+    c->in_flight = op;
+    log_trace("post %s fd=%d %zu bytes", op == OP_RECV ? "recv" : "send",
+              c->fd, c->op.aio_nbytes);
+    return true;
 }
 
-/* [S4] Has c's request finished, and how? With c->lock held. Returns false
- * when c is finished: nothing is in flight for it any more, and the caller
- * closes it once it has let go of the lock. */
+/* [S4] Has c's request finished, and how? The waiter asks every request
+ * of its list; a callback, the one that finished. Under c->lock: a
+ * completion handled on another thread waits until we are done with c.
+ * Returns false when c was closed (its request ended it). */
 static bool on_complete(struct conn *c)
 {
-    enum op_kind kind = c->in_flight;
+    bool alive = true;
 
-    if (kind == OP_NONE)
-        return true;
+    pthread_mutex_lock(&c->lock);
+    enum op_kind op = c->in_flight;
     /* Win32: WSAGetOverlappedResult(fWait=FALSE) failing with
      * WSA_IO_INCOMPLETE; the notes' Internal == 0x103 (STATUS_PENDING) */
-    int err = aio_error(&c->op);
-    if (err == EINPROGRESS)
-        return true;
-    /* Win32: WSAGetOverlappedResult's byte count. Exactly once per
-     * request: it hands glibc's record of the request back. */
-    ssize_t n = aio_return(&c->op);
-    c->in_flight = OP_NONE;
-    if (kind == OP_RECV)
-        return on_recv_complete(c, err, n);
-    return on_send_complete(c, err, n);
+    int error = op == OP_NONE ? EINPROGRESS : aio_error(&c->op);
+    if (error != EINPROGRESS) {
+        /* Win32: WSAGetOverlappedResult's byte count. Exactly once per
+         * request: it hands glibc's record of the request back. */
+        ssize_t bytes = aio_return(&c->op);
+        c->in_flight = OP_NONE;
+        alive = op == OP_RECV ? on_recv_complete(c, error, bytes)
+                              : on_send_complete(c, error, bytes);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!alive)
+        conn_close(c);  /* nothing in flight: no completion will follow */
+    return alive;
 }
 
 /* --notify callback: glibc starts a new thread for each finished request
@@ -501,18 +479,10 @@ static bool on_complete(struct conn *c)
  * count that lets shutdown_all wait for the last of them. */
 static void on_callback(union sigval value)
 {
-    struct conn *c = value.sival_ptr;
-
     pthread_mutex_lock(&clients_lock);
     callbacks_running++;
     pthread_mutex_unlock(&clients_lock);
-
-    pthread_mutex_lock(&c->lock);
-    bool alive = on_complete(c);
-    pthread_mutex_unlock(&c->lock);
-    if (!alive)
-        conn_close(c);  /* its last completion: no callback will follow */
-
+    on_complete(value.sival_ptr);  /* sival_ptr: the request's conn */
     pthread_mutex_lock(&clients_lock);
     callbacks_running--;
     pthread_cond_broadcast(&clients_changed);
@@ -523,33 +493,31 @@ static void on_callback(union sigval value)
  * shut down its side, and all it sent was echoed (a recv is posted only
  * with an empty buffer). Else post the send of those bytes. Returns false
  * when the client is finished. */
-static bool on_recv_complete(struct conn *c, int err, ssize_t n)
+static bool on_recv_complete(struct conn *c, int error, ssize_t bytes)
 {
-    if (err != 0 || n == 0) {
-        if (err != 0)
-            log_event("recv fd=%d: %s", c->fd, strerror(err));
+    if (error != 0 || bytes == 0) {
+        if (error != 0)  /* ECONNRESET: the notes' error 64 */
+            log_event("recv fd=%d: %s", c->fd, strerror(error));
         return false;
     }
-    log_trace("recv fd=%d %zd bytes", c->fd, n);
-    buf_commit(&c->echo, (size_t)n);
-    return post_send(c);
+    log_trace("recv fd=%d %zd bytes", c->fd, bytes);
+    buf_commit(&c->echo, (size_t)bytes);
+    return conn_post(c, OP_SEND);
 }
 
 /* [S5] A send finished: n bytes went back. A short send posts the rest; an
  * empty buffer posts the next recv. Waiting for this send before receiving
  * again is the backpressure: at most one buffer per client is held. */
-static bool on_send_complete(struct conn *c, int err, ssize_t n)
+static bool on_send_complete(struct conn *c, int error, ssize_t bytes)
 {
-    if (err != 0) {  /* EPIPE, ECONNRESET: the client went away */
-        log_event("send fd=%d: %s", c->fd, strerror(err));
+    if (error != 0) {  /* EPIPE, ECONNRESET: the client went away */
+        log_event("send fd=%d: %s", c->fd, strerror(error));
         return false;
     }
-    log_trace("send fd=%d %zd bytes", c->fd, n);
-    stats_echoed(&stats, (unsigned long long)n);
-    buf_consume(&c->echo, (size_t)n);
-    if (!buf_empty(&c->echo))
-        return post_send(c);
-    return post_recv(c);
+    log_trace("send fd=%d %zd bytes", c->fd, bytes);
+    stats_echoed(&stats, (unsigned long long)bytes);
+    buf_consume(&c->echo, (size_t)bytes);
+    return conn_post(c, buf_empty(&c->echo) ? OP_RECV : OP_SEND);
 }
 
 /* [S6] Only with nothing in flight: glibc no longer holds c's buffer or
@@ -597,18 +565,14 @@ static void shutdown_all(void)
     log_event("shutdown: closing %d clients", stats_current(&stats));
     if (close(listen_fd) == -1)  /* no newcomer while we wait */
         warn_errno("close(listen fd=%d)", listen_fd);
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += SHUTDOWN_WAIT_MS / 1000;
-
     pthread_mutex_lock(&clients_lock);
     for (struct conn *c = clients; c != NULL; c = c->next) {
-        int cancel = aio_cancel(c->fd, NULL);
-        log_trace("aio_cancel(fd=%d): %s", c->fd,
-                  cancel == AIO_NOTCANCELED ? "AIO_NOTCANCELED"
-                  : cancel == AIO_CANCELED  ? "AIO_CANCELED"
-                                            : "AIO_ALLDONE or error");
+        if (aio_cancel(c->fd, NULL) == AIO_NOTCANCELED)  /* Win32: CancelIo */
+            log_trace("aio_cancel(fd=%d): AIO_NOTCANCELED", c->fd);
         shutdown(c->fd, SHUT_RDWR);  /* ENOTCONN after a reset: fine */
     }
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += SHUTDOWN_WAIT_MS / 1000;
     while ((clients != NULL || callbacks_running > 0) && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&clients_changed, &clients_lock,
                                     &deadline);
@@ -637,17 +601,12 @@ static void shutdown_all(void)
 static void wait_for_helpers(void)
 {
     const struct timespec tick = {0, 20 * 1000 * 1000};
-    int threads = count_threads();
 
-    for (int waited_ms = 0; threads > threads_at_start &&
-                            waited_ms < (HELPER_IDLE_SECONDS + 2) * 1000;
-         waited_ms += 20) {
+    for (int ms = 0; count_threads() > threads_at_start && ms < HELPERS_WAIT_MS;
+         ms += 20)
         nanosleep(&tick, NULL);  /* EINTR: just look again sooner */
-        threads = count_threads();
-    }
-    if (threads > threads_at_start)
-        warn("%d helper threads still running at exit",
-             threads - threads_at_start);
+    if (count_threads() > threads_at_start)
+        warn("glibc's helper threads still running at exit");
 }
 
 /* /proc/self/task holds one entry per thread of this process. */
@@ -660,10 +619,10 @@ static int count_threads(void)
         warn_errno("opendir(/proc/self/task)");
         return 0;  /* then nothing is waited for */
     }
-    for (struct dirent *e; (e = readdir(tasks)) != NULL;)
-        threads += e->d_name[0] != '.';
+    while (readdir(tasks) != NULL)
+        threads++;
     closedir(tasks);
-    return threads;
+    return threads - 2;  /* "." and ".." */
 }
 
 /* Accept now? Not at -c (newcomers wait in the listen backlog), nor

@@ -23,14 +23,15 @@ commands
   end
 end
 
-break post_recv
+break conn_post
 commands
   silent
-  echo \n[tour 2] post_recv: WSARecv - an aiocb (the OVERLAPPED) describes the recv, aio_read posts it\n
+  echo \n[tour 2] conn_post: WSARecv or WSASend - an aiocb (the OVERLAPPED) describes it, aio_read/aio_write posts it\n
+  print op
   print c->fd
-  echo The echo buffer is empty: the recv may fill all of it\n
+  echo The echo buffer: empty before a recv (which may fill all of it), full before a send\n
   print c->echo
-  echo Which request is in flight (OP_NONE until post_prepare below; finish, then print c->op):\n
+  echo The request in flight: OP_NONE until aio_read/aio_write below (finish, then print c->op)\n
   print c->in_flight
   if $tour_batch
     continue
@@ -55,8 +56,8 @@ break on_send_complete
 commands
   silent
   echo \n[tour 4] on_send_complete: the echo went back (WSAGetOverlappedResult's byte count)\n
-  print n
-  print err
+  print bytes
+  print error
   echo Next: the rest of a short send, or the next recv - never both at once\n
   print c->echo.len
   if $tour_batch
