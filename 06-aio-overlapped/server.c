@@ -417,8 +417,9 @@ static bool conn_post(struct conn *c, enum op_kind op)
     memset(&c->op, 0, sizeof(c->op));
     c->op.aio_fildes = c->fd;
     /* How its end is reported: not at all (the waiter asks), or by a call
-     * to on_callback() on a new thread. sival_ptr leads back to c, as the
-     * notes' per-I/O data leads to its socket. */
+     * to on_callback() on a new thread (SIGEV_NONE ignores the function).
+     * sival_ptr leads back to c, as the notes' per-I/O data leads to its
+     * socket. */
     c->op.aio_sigevent.sigev_notify =
         notify == NOTIFY_CALLBACK ? SIGEV_THREAD : SIGEV_NONE;
     c->op.aio_sigevent.sigev_notify_function = on_callback;

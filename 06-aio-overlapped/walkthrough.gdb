@@ -26,7 +26,7 @@ end
 break conn_post
 commands
   silent
-  echo \n[tour 2] conn_post: WSARecv or WSASend - an aiocb (the OVERLAPPED) describes it, aio_read/aio_write posts it\n
+  echo \n[tour 2] conn_post: WSARecv or WSASend - an aiocb (the OVERLAPPED) describes the request\n
   print op
   print c->fd
   echo The echo buffer: empty before a recv (which may fill all of it), full before a send\n
