@@ -129,8 +129,8 @@ static void conn_open(int fd, const char *peer);
 static bool conn_post(struct conn *c, enum op_kind op);
 static bool on_complete(struct conn *c);
 static void on_callback(union sigval value);
-static bool on_recv_complete(struct conn *c, int error, ssize_t bytes);
-static bool on_send_complete(struct conn *c, int error, ssize_t bytes);
+static bool on_recv_complete(struct conn *c, int error, size_t bytes);
+static bool on_send_complete(struct conn *c, int error, size_t bytes);
 static void conn_close(struct conn *c);
 static void shutdown_all(void);
 static void wait_for_helpers(void);
@@ -460,7 +460,8 @@ static bool on_complete(struct conn *c)
     if (error != EINPROGRESS) {
         /* Win32: WSAGetOverlappedResult's byte count. Exactly once per
          * request: it hands glibc's record of the request back. */
-        ssize_t bytes = aio_return(&c->op);
+        ssize_t n = aio_return(&c->op);  /* -1 with an error */
+        size_t bytes = error == 0 ? (size_t)n : 0;
         c->in_flight = OP_NONE;
         alive = op == OP_RECV ? on_recv_complete(c, error, bytes)
                               : on_send_complete(c, error, bytes);
@@ -490,34 +491,35 @@ static void on_callback(union sigval value)
     pthread_mutex_unlock(&clients_lock);
 }
 
-/* [S4] A recv finished: n bytes are in the echo buffer. 0 bytes: the client
- * shut down its side, and all it sent was echoed (a recv is posted only
- * with an empty buffer). Else post the send of those bytes. Returns false
- * when the client is finished. */
-static bool on_recv_complete(struct conn *c, int error, ssize_t bytes)
+/* [S4] A recv finished: its bytes are in the echo buffer. 0 bytes: the
+ * client shut down its side, and all it sent was echoed (a recv is posted
+ * only with an empty buffer). Else post the send of those bytes. Returns
+ * false when the client is finished (an error, or 0 bytes). */
+static bool on_recv_complete(struct conn *c, int error, size_t bytes)
 {
     if (error != 0 || bytes == 0) {
         if (error != 0)  /* ECONNRESET: the notes' error 64 */
             log_event("recv fd=%d: %s", c->fd, strerror(error));
         return false;
     }
-    log_trace("recv fd=%d %zd bytes", c->fd, bytes);
-    buf_commit(&c->echo, (size_t)bytes);
+    log_trace("recv fd=%d %zu bytes", c->fd, bytes);
+    buf_commit(&c->echo, bytes);
     return conn_post(c, OP_SEND);
 }
 
-/* [S5] A send finished: n bytes went back. A short send posts the rest; an
- * empty buffer posts the next recv. Waiting for this send before receiving
- * again is the backpressure: at most one buffer per client is held. */
-static bool on_send_complete(struct conn *c, int error, ssize_t bytes)
+/* [S5] A send finished: its bytes went back. A short send is normal: post
+ * the rest. All of it sent: post the next recv. Waiting for this send
+ * before receiving again is the backpressure: at most one buffer per
+ * client is held. Returns false when the client is finished. */
+static bool on_send_complete(struct conn *c, int error, size_t bytes)
 {
     if (error != 0) {  /* EPIPE, ECONNRESET: the client went away */
         log_event("send fd=%d: %s", c->fd, strerror(error));
         return false;
     }
-    log_trace("send fd=%d %zd bytes", c->fd, bytes);
-    stats_echoed(&stats, (unsigned long long)bytes);
-    buf_consume(&c->echo, (size_t)bytes);
+    log_trace("send fd=%d %zu bytes", c->fd, bytes);
+    stats_echoed(&stats, bytes);
+    buf_consume(&c->echo, bytes);
     return conn_post(c, buf_empty(&c->echo) ? OP_RECV : OP_SEND);
 }
 
