@@ -23,27 +23,28 @@ commands
   end
 end
 
-break post_read
+break conn_post
 commands
   silent
-  echo \n[tour 2] post_read: WSARecv - an aiocb (the OVERLAPPED) describes the read, aio_read posts it\n
+  echo \n[tour 2] conn_post: WSARecv or WSASend - an aiocb (the OVERLAPPED) describes the request\n
+  print op
   print c->fd
-  echo The echo buffer is empty: the read may fill all of it\n
+  echo The echo buffer: empty before a recv (which may fill all of it), full before a send\n
   print c->echo
-  echo Which request is in flight (OP_NONE until aio_read below):\n
+  echo The request in flight: OP_NONE until aio_read/aio_write below (finish, then print c->op)\n
   print c->in_flight
   if $tour_batch
     continue
   end
 end
 
-break conn_complete
+break on_complete
 commands
   silent
-  echo \n[tour 3] conn_complete: the waiter (or a callback thread) asks one request how it ended\n
+  echo \n[tour 3] on_complete: the waiter (or a callback thread) asks one request how it ended\n
   print c->in_flight
-  echo aio_error() is EINPROGRESS (115) while glibc's helper still runs it (the notes' 0x103):\n
-  print c->in_flight == OP_READ ? c->read_op.__error_code : c->write_op.__error_code
+  echo aio_error(): 0 once done, EINPROGRESS (115) while glibc's helper still runs it (the notes' 0x103):\n
+  print c->op.__error_code
   echo The threads: main in poll, the waiter here, helpers blocked in read():\n
   info threads
   if $tour_batch
@@ -51,13 +52,13 @@ commands
   end
 end
 
-break on_write_complete
+break on_send_complete
 commands
   silent
-  echo \n[tour 4] on_write_complete: the echo went back (WSAGetOverlappedResult's byte count)\n
-  print n
-  print err
-  echo Next: the rest of a short write, or the next read - never both at once\n
+  echo \n[tour 4] on_send_complete: the echo went back (WSAGetOverlappedResult's byte count)\n
+  print bytes
+  print error
+  echo Next: the rest of a short send, or the next recv - never both at once\n
   print c->echo.len
   if $tour_batch
     continue
@@ -78,7 +79,7 @@ end
 break shutdown_all
 commands
   silent
-  echo \n[tour 6] shutdown_all: SIGTERM; shutdown(2) ends the reads in flight, then we wait for them\n
+  echo \n[tour 6] shutdown_all: SIGTERM; shutdown(2) ends the requests in flight, then we wait for them\n
   print stats.current
   info threads
   if $tour_batch
