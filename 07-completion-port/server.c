@@ -29,9 +29,9 @@
  * Try:  ./server -v -t 2               then: nc 127.0.0.1 9007
  *       ./server -vv -t 4              which worker ran each completion
  *       ./server -c 2 --accepts 1 -v   a third client waits its turn
- * gdb:  make gdb M=07   (walkthrough.gdb: cport_associate, conn_post,
- *       conn_release, conn_done; then break on_recv_complete, p *done, p *c,
- *       info threads, thread apply all bt)
+ * gdb:  make gdb M=07   (walkthrough.gdb: break on_accept_complete,
+ *       conn_open, conn_post, on_recv_complete, on_send_complete, conn_done,
+ *       conn_close, shutdown_all; p *done, p *c, info threads)
  */
 #include <assert.h>
 #include <errno.h>
