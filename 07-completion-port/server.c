@@ -67,11 +67,14 @@
 #define MSG_QUIT 1               /* the one message main posts */
 
 /* The per-socket context: the completion key. At most one recv or send is
- * in flight on it at a time; a cancel may join it at shutdown. */
+ * in flight on it at a time, with the per-I/O context io (the OVERLAPPED,
+ * from io_pool: the same one from the accept to the last recv); a cancel,
+ * with one of its own, may join it at shutdown. */
 struct conn {
     struct cport_handle handle; /* fd, key (this conn), generation */
     char peer[ADDR_TEXT_MAX];
     struct buf echo;            /* received, not yet echoed (<= 64 KiB) */
+    struct cport_io *io;        /* its accept's, then its recv's or send's */
     pthread_mutex_t lock;       /* guards refs, closing, handle.fd */
     int refs;                   /* operations posted and not yet handled */
     bool closing;               /* being cancelled: post nothing more */
@@ -104,19 +107,18 @@ static int setup_listener(void);
 static void start_workers(void);
 static void *worker_main(void *arg);
 static void accepts_top_up(void);
-static bool on_accept_complete(struct cport_completion *done);
-static bool conn_open(struct conn *c, int fd, struct cport_io *io);
-static bool conn_post(struct conn *c, struct cport_io *io, enum cport_op op);
-static bool on_recv_complete(struct cport_completion *done);
-static bool on_send_complete(struct cport_completion *done);
-static void conn_done(struct conn *c, struct cport_io *io, const char *what,
-                      int error);
+static bool on_accept_complete(struct conn *c, int error, int fd);
+static bool conn_open(struct conn *c, int fd);
+static bool conn_post(struct conn *c, enum cport_op op);
+static bool on_recv_complete(struct conn *c, int error, size_t bytes);
+static bool on_send_complete(struct conn *c, int error, size_t bytes);
+static void conn_done(struct conn *c, const char *what, int error);
 static void conn_release(struct conn *c);
 static void conn_close(struct conn *c);
+static void conn_free(void *item);
 static void shutdown_all(void);
 static void conn_cancel(void *item);
 static void on_cancel_complete(struct cport_completion *done);
-static void conn_free(void *item);
 static void accept_finished(int error);
 static void on_pause_timer(struct cport_completion *done);
 static struct cport_io *io_get(void);
@@ -197,9 +199,10 @@ static void setup_port(void)
         2 * (unsigned)opts.max_clients + (unsigned)accepts_target + 2;
     unsigned in_flight = ios + (unsigned)threads + 1;
     char why[160];
+    int rc;
 
     /* Win32: CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, N) */
-    int rc = cport_create(&port, in_flight, (unsigned)threads);
+    rc = cport_create(&port, in_flight, (unsigned)threads);
     if (rc == -EPERM || rc == -ENOSYS) {
         /* A sysctl or a container's seccomp profile (NOTES §7.12). */
         log_info("io_uring_queue_init_params: %s (io_uring unavailable here)",
@@ -268,9 +271,11 @@ static void start_workers(void)
 }
 
 /* [S2] A worker: the notes' ThreadProc. One completion at a time off the
- * shared queue, its handler, again; main's quit message ends it. A
- * handler's bool (false: this completion ended its conn) is for the
- * handler's own flow: a worker touches no conn after the handler. */
+ * shared queue, its handler, again; main's quit message ends it. The
+ * handlers of one client take what GetQueuedCompletionStatus returns: the
+ * key (the conn), the error and the byte count. Their bool (false: this
+ * completion ended the conn) is for their own flow: a worker touches no
+ * conn after its handler, since another worker may own it by then. */
 static void *worker_main(void *arg)
 {
     struct cport_completion done;
@@ -288,14 +293,15 @@ static void *worker_main(void *arg)
         if (done.io == NULL)
             continue; /* a message we do not know: none yet */
         switch (done.io->op) {
-        case CPORT_ACCEPT:
-            on_accept_complete(&done);
+        case CPORT_ACCEPT: /* the key is the listener's; the conn, the io's */
+            on_accept_complete(done.io->accept_handle->key, done.error,
+                               done.fd);
             break;
         case CPORT_RECV:
-            on_recv_complete(&done);
+            on_recv_complete(done.key, done.error, done.bytes);
             break;
         case CPORT_SEND:
-            on_send_complete(&done);
+            on_send_complete(done.key, done.error, done.bytes);
             break;
         case CPORT_CANCEL:
             on_cancel_complete(&done);
@@ -324,11 +330,12 @@ static void accepts_top_up(void)
         pthread_mutex_lock(&c->lock);
         c->refs = 1; /* the accept's reference */
         c->closing = false;
+        c->io = io_get();
         pthread_mutex_unlock(&c->lock);
         /* Win32: AcceptEx(listen, accept socket, ..., &ov). A post only
          * fails if the kernel is out of memory: the SQE may then still be
          * in the ring, so no context can safely be reused. Fatal. */
-        int rc = cport_post_accept(&port, &listener, io_get(), &c->handle);
+        int rc = cport_post_accept(&port, &listener, c->io, &c->handle);
         if (rc < 0)
             die_code(-rc, "cport_post_accept");
         accepts_posted++;
@@ -336,33 +343,29 @@ static void accepts_top_up(void)
     pthread_mutex_unlock(&accept_lock);
 }
 
-/* [S3] An accept finished. Its key is the listener's; the conn reserved
- * when it was posted takes the new socket, and the accept's io becomes the
+/* [S3] An accept finished: c is the conn reserved when it was posted, fd
+ * the new socket. c takes it, and c->io, the accept's, becomes the
  * connection's one recv. Returns false when this completion ended the conn
  * (a failed or cancelled accept, or one too late for shutdown). */
-static bool on_accept_complete(struct cport_completion *done)
+static bool on_accept_complete(struct conn *c, int error, int fd)
 {
-    struct cport_io *io = done->io;
-    struct conn *c = io->accept_handle->key;
-
-    accept_finished(done->error);
-    if (done->error != 0 && done->error != ECANCELED &&
-        !net_accept_exhausted(done->error))
-        warn_code(done->error, "accept"); /* transient: carry on */
-    bool open = done->error == 0 && conn_open(c, done->fd, io);
+    accept_finished(error);
+    if (error != 0 && error != ECANCELED && !net_accept_exhausted(error))
+        warn_code(error, "accept"); /* transient: carry on */
+    bool open = error == 0 && conn_open(c, fd);
     if (open)
         conn_release(c); /* the accept's reference; the recv holds one */
     else
-        conn_done(c, io, "accept", ECANCELED);
+        conn_done(c, "accept", ECANCELED);
     accepts_top_up(); /* the notes: post another AcceptEx at once */
     return open;
 }
 
 /* [S3] A new client: the reserved conn takes the socket, and its first
- * recv is posted with io, the accept's per-I/O context. Returns false when
- * it could not be opened (no memory, or shutdown has begun): io and the
- * accept's reference are then still the caller's. */
-static bool conn_open(struct conn *c, int fd, struct cport_io *io)
+ * recv is posted with c->io, the accept's per-I/O context. Returns false
+ * when it could not be opened (no memory, or shutdown has begun): c->io
+ * and the accept's reference are then still the caller's. */
+static bool conn_open(struct conn *c, int fd)
 {
     if (c->echo.data == NULL && buf_init(&c->echo, BUF_DEFAULT_CAP) == -1) {
         warn_errno("accept fd=%d: no memory, closing", fd);
@@ -372,8 +375,8 @@ static bool conn_open(struct conn *c, int fd, struct cport_io *io)
     /* An urgent byte stays in line and is echoed like the rest. */
     if (net_set_oobinline(fd) == -1)
         warn_errno("setsockopt(SO_OOBINLINE, fd=%d)", fd);
-    if (addr_format((struct sockaddr *)&io->peer, io->peer_len, c->peer,
-                    sizeof(c->peer)) == -1)
+    if (addr_format((struct sockaddr *)&c->io->peer, c->io->peer_len,
+                    c->peer, sizeof(c->peer)) == -1)
         snprintf(c->peer, sizeof(c->peer), "?");
     pthread_mutex_lock(&c->lock);
     bool late = atomic_load(&stopping);
@@ -386,33 +389,34 @@ static bool conn_open(struct conn *c, int fd, struct cport_io *io)
         return false;
     }
     int now = stats_client_opened(&stats);
-    log_event("accept fd=%d peer=%s clients=%d (worker %d)", fd, c->peer,
-              now, worker_id);
-    return conn_post(c, io, CPORT_RECV);
+    log_event("accept fd=%d peer=%s clients=%d", fd, c->peer, now);
+    return conn_post(c, CPORT_RECV);
 }
 
-/* Posts io's next operation on c, with a reference for it, unless c is
- * being cancelled. Under c->lock, so a cancel (conn_cancel) either comes
- * after the post and finds it, or came before and we see closing. Returns
- * false when refused: io is then still the caller's. */
-static bool conn_post(struct conn *c, struct cport_io *io, enum cport_op op)
+/* Posts c's next operation with c->io, and a reference for it, unless c
+ * is being cancelled. Under c->lock, so a cancel (conn_cancel) either
+ * comes after the post and finds it, or came before and we see closing.
+ * Returns false when refused: c->io is then still the caller's. */
+static bool conn_post(struct conn *c, enum cport_op op)
 {
-    int rc = 0;
+    int rc;
 
     pthread_mutex_lock(&c->lock);
-    bool ok = !c->closing && !atomic_load(&stopping);
-    if (ok)
-        c->refs++;
-    if (ok && op == CPORT_RECV) /* Win32: WSARecv(s, &wsabuf, 1, .., &ov) */
-        rc = cport_post_recv(&port, &c->handle, io, buf_tail(&c->echo),
+    if (c->closing || atomic_load(&stopping)) {
+        pthread_mutex_unlock(&c->lock);
+        return false;
+    }
+    c->refs++;
+    if (op == CPORT_RECV) /* Win32: WSARecv(s, &wsabuf, 1, .., &ov) */
+        rc = cport_post_recv(&port, &c->handle, c->io, buf_tail(&c->echo),
                              buf_space(&c->echo));
-    else if (ok) /* Win32: WSASend(s, &wsabuf, 1, .., &ov) */
-        rc = cport_post_send(&port, &c->handle, io, buf_head(&c->echo),
+    else /* Win32: WSASend(s, &wsabuf, 1, .., &ov) */
+        rc = cport_post_send(&port, &c->handle, c->io, buf_head(&c->echo),
                              buf_len(&c->echo));
     pthread_mutex_unlock(&c->lock);
     if (rc < 0)
         die_code(-rc, "cport_post (fd=%d)", c->handle.fd);
-    return ok;
+    return true;
 }
 
 /* [S4] A recv finished: its bytes are in c->echo. Echo them.
@@ -421,22 +425,19 @@ static bool conn_post(struct conn *c, struct cport_io *io, enum cport_op op)
  * takes. A client that does not read its echo stalls its own send; the
  * kernel's socket buffers fill, and its sending blocks. Nothing grows.
  * Returns false when this completion ended the conn. */
-static bool on_recv_complete(struct cport_completion *done)
+static bool on_recv_complete(struct conn *c, int error, size_t bytes)
 {
-    struct conn *c = done->key;
-    struct cport_io *io = done->io;
-
-    assert(io->generation == c->handle.generation); /* never stale */
-    if (done->error != 0 || done->bytes == 0) {
-        conn_done(c, io, "recv", done->error);
+    assert(c->io->generation == c->handle.generation); /* never stale */
+    if (error != 0 || bytes == 0) {
+        conn_done(c, "recv", error);
         return false;
     }
-    log_trace("recv fd=%d %zu bytes (worker %d)", c->handle.fd, done->bytes,
+    log_trace("recv fd=%d %zu bytes (worker %d)", c->handle.fd, bytes,
               worker_id);
-    buf_commit(&c->echo, done->bytes);
-    /* From conn_post on, another worker may own io and c->echo. */
-    if (!conn_post(c, io, CPORT_SEND)) {
-        conn_done(c, io, "recv", ECANCELED); /* shutdown is cancelling c */
+    buf_commit(&c->echo, bytes);
+    /* From conn_post on, another worker may own c->io and c->echo. */
+    if (!conn_post(c, CPORT_SEND)) {
+        conn_done(c, "recv", ECANCELED); /* shutdown is cancelling c */
         return false;
     }
     conn_release(c); /* this recv's reference; the send holds one */
@@ -446,25 +447,22 @@ static bool on_recv_complete(struct cport_completion *done)
 /* [S5] A send finished. A short send is normal: post the rest. All of it
  * sent: post the next recv. Returns false when this completion ended the
  * conn. */
-static bool on_send_complete(struct cport_completion *done)
+static bool on_send_complete(struct conn *c, int error, size_t bytes)
 {
-    struct conn *c = done->key;
-    struct cport_io *io = done->io;
-
-    assert(io->generation == c->handle.generation);
-    if (done->error != 0) {
-        conn_done(c, io, "send", done->error);
+    assert(c->io->generation == c->handle.generation);
+    if (error != 0) {
+        conn_done(c, "send", error);
         return false;
     }
-    log_trace("send fd=%d %zu bytes (worker %d)", c->handle.fd, done->bytes,
+    log_trace("send fd=%d %zu bytes (worker %d)", c->handle.fd, bytes,
               worker_id);
-    stats_echoed(&stats, done->bytes);
-    buf_consume(&c->echo, done->bytes);
+    stats_echoed(&stats, bytes);
+    buf_consume(&c->echo, bytes);
     if (!buf_empty(&c->echo))
         log_trace("short send fd=%d: %zu bytes to go", c->handle.fd,
                   buf_len(&c->echo));
-    if (!conn_post(c, io, buf_empty(&c->echo) ? CPORT_RECV : CPORT_SEND)) {
-        conn_done(c, io, "send", ECANCELED);
+    if (!conn_post(c, buf_empty(&c->echo) ? CPORT_RECV : CPORT_SEND)) {
+        conn_done(c, "send", ECANCELED);
         return false;
     }
     conn_release(c); /* this send's reference */
@@ -473,16 +471,16 @@ static bool on_send_complete(struct cport_completion *done)
 
 /* [S6] This completion ends the conn's chain of operations: 0 bytes (the
  * client left, or shut down its side, and all it sent was echoed), an
- * error, or a cancel. Its io goes back to the pool, its reference too. */
-static void conn_done(struct conn *c, struct cport_io *io, const char *what,
-                      int error)
+ * error, or a cancel. c->io goes back to the pool, its reference too. */
+static void conn_done(struct conn *c, const char *what, int error)
 {
     if (error == 0)
         log_event("%s fd=%d: the client left", what, c->handle.fd);
     else if (error != ECANCELED) /* ECONNRESET, EPIPE: the notes' error 64,
                                     ERROR_NETNAME_DELETED (peer vanished) */
         log_event("%s fd=%d: %s", what, c->handle.fd, strerror(error));
-    cport_pool_put(&io_pool, io);
+    cport_pool_put(&io_pool, c->io);
+    c->io = NULL; /* from here on, only a cancel may still complete on c */
     conn_release(c);
 }
 
@@ -525,17 +523,28 @@ static void conn_close(struct conn *c)
     accepts_top_up(); /* a conn is free: the queued accept goes out */
 }
 
+/* At exit (shutdown_all), for every conn of the pool: what it holds. */
+static void conn_free(void *item)
+{
+    struct conn *c = item;
+
+    pthread_mutex_destroy(&c->lock);
+    buf_free(&c->echo);
+}
+
 /* [S7] The notes' exit: stop posting, cancel everything in flight, wait for
  * every completion (contexts are freed only then), then wake each worker
  * with a quit message and join it, and only then close the port: a worker
  * that exited early would take its requests with it (NOTES §7.4). */
 static void shutdown_all(void)
 {
+    int rc = 0;
+
     log_event("shutdown: closing %d clients", stats_current(&stats));
     pthread_mutex_lock(&accept_lock);
     atomic_store(&stopping, true); /* no new accept, recv or send */
     /* Win32: CancelIoEx(listen socket, NULL): the accepts in flight */
-    int rc = cport_post_cancel(&port, &listener, io_get());
+    rc = cport_post_cancel(&port, &listener, io_get());
     pthread_mutex_unlock(&accept_lock);
     if (rc < 0)
         die_code(-rc, "cport_post_cancel(listener)");
@@ -593,14 +602,6 @@ static void on_cancel_complete(struct cport_completion *done)
         conn_release(done->key); /* the cancel's own reference */
 }
 
-static void conn_free(void *item)
-{
-    struct conn *c = item;
-
-    buf_free(&c->echo);
-    pthread_mutex_destroy(&c->lock);
-}
-
 /* One accept fewer in flight. Out of descriptors (EMFILE/ENFILE): the
  * connection stays in the backlog, and an accept posted now would fail at
  * once, again and again (NOTES §7.1). So pause until a client leaves
@@ -654,5 +655,6 @@ static bool accepting(void)
 {
     if (accept_paused_until != 0 && clock_ms() >= accept_paused_until)
         accept_paused_until = 0;  /* the pause is over: try again */
-    return accept_paused_until == 0 && !atomic_load(&stopping);
+    return accept_paused_until == 0 &&
+           !atomic_load(&stopping);
 }

@@ -1,7 +1,7 @@
 # walkthrough.gdb - 07-completion-port: a guided tour. Start with: make gdb M=07
 # (ARGS="-t 2" for two workers; the default is one per CPU.) The stops follow
 # one client: its accept completes, its recv and send complete, it leaves;
-# then SIGTERM. "if c->handle.fd != -1" and "if done->error == 0": only a
+# then SIGTERM. "if c->handle.fd != -1" and "if error == 0": only a
 # conn with a client, not the ones reserved for accepts, which shutdown
 # cancels (their cancelled accepts would stop the tour --accepts times).
 set pagination off
@@ -12,13 +12,16 @@ handle SIGINT nostop print pass
 # A new thread is news the first time only.
 set print thread-events off
 
-break on_accept_complete if done->error == 0
+break on_accept_complete if error == 0
 commands
   silent
   echo \n[tour 1] on_accept_complete: GetQueuedCompletionStatus returned an AcceptEx\n
-  echo The out-parameters: fd (the new socket), key (the listener's), io (the OVERLAPPED)\n
-  print *done
-  print done->io->op
+  echo In the worker's frame, its out-parameters: fd (the new socket), key (the\n
+  echo listener's), io (the OVERLAPPED, whose accept_handle leads to the conn c)\n
+  up
+  print done
+  down
+  print c->io->op
   print worker_id
   echo Main sleeps in sigsuspend, the other workers in cport_get:\n
   info threads
@@ -72,10 +75,10 @@ break on_recv_complete
 commands
   silent
   echo \n[tour 5] on_recv_complete: a WSARecv completed (bytes 0: the client left)\n
-  print done->bytes
-  print done->error
-  echo The key is the conn; the bytes are already in its echo buffer, not yet counted:\n
-  print ((struct conn *)done->key)->echo
+  print bytes
+  print error
+  echo c is the completion key; the bytes are already in its buffer, not yet counted:\n
+  print c->echo
   print worker_id
   if $tour_batch
     continue
@@ -86,8 +89,8 @@ break on_send_complete
 commands
   silent
   echo \n[tour 6] on_send_complete: a WSASend completed; all sent? then the next recv\n
-  print done->bytes
-  print done->error
+  print bytes
+  print error
   print worker_id
   if $tour_batch
     continue
