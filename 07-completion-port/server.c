@@ -57,14 +57,14 @@
 #include "sig.h"
 #include "stats.h"
 
-#define DEFAULT_PORT 9007
+#define DEFAULT_PORT        9007
 #define DEFAULT_MAX_CLIENTS 1000
-#define MAX_CLIENTS_LIMIT 16000  /* keeps the CQ under the kernel's 65536 */
-#define EMFILE_PAUSE_MS 100      /* out of descriptors: stop accepting */
-#define DEFAULT_ACCEPTS 16       /* the notes: post 10-15 AcceptEx */
-#define GET_TIMEOUT_MS 1000      /* a worker's GetQueuedCompletionStatus */
-#define DRAIN_TIMEOUT_MS 800     /* shutdown: for the last completions */
-#define MSG_QUIT 1               /* the one message main posts */
+#define MAX_CLIENTS_LIMIT   16000 /* keeps the CQ under the kernel's 65536 */
+#define EMFILE_PAUSE_MS     100   /* out of descriptors: stop accepting */
+#define DEFAULT_ACCEPTS     16    /* the notes: post 10-15 AcceptEx */
+#define GET_TIMEOUT_MS      1000  /* a worker's GetQueuedCompletionStatus */
+#define DRAIN_TIMEOUT_MS    800   /* shutdown: for the last completions */
+#define MSG_QUIT            1     /* the one message main posts */
 
 /* The per-socket context: the completion key. At most one recv or send is
  * in flight on it at a time, with the per-I/O context io (the OVERLAPPED,
@@ -73,16 +73,16 @@
 struct conn {
     struct cport_handle handle; /* fd, key (this conn), generation */
     char peer[ADDR_TEXT_MAX];
-    struct buf echo;            /* received, not yet echoed (<= 64 KiB) */
-    struct cport_io *io;        /* its accept's, then its recv's or send's */
-    pthread_mutex_t lock;       /* guards refs, closing, handle.fd */
-    int refs;                   /* operations posted and not yet handled */
-    bool closing;               /* being cancelled: post nothing more */
+    struct buf echo;      /* received, not yet echoed (<= 64 KiB) */
+    struct cport_io *io;  /* its accept's, then its recv's or send's */
+    pthread_mutex_t lock; /* guards refs, closing, handle.fd */
+    int refs;             /* operations posted and not yet handled */
+    bool closing;         /* being cancelled: post nothing more */
 };
 
 static struct server_opts opts;
-static int threads;             /* -t; 0 until main sets one per CPU */
-static int accepts_target = DEFAULT_ACCEPTS;  /* --accepts */
+static int threads; /* -t; 0 until main sets one per CPU */
+static int accepts_target = DEFAULT_ACCEPTS; /* --accepts */
 static struct stats stats;
 static int listen_fd = -1;
 static struct cport port;            /* the completion port */
@@ -92,14 +92,14 @@ static struct cport_pool io_pool;    /* per-I/O contexts: one per op */
 static pthread_t *workers;           /* -t of them, all on the port */
 static _Thread_local int worker_id;  /* -vv: which worker ran a handler */
 static atomic_bool stopping;         /* set once, by main, at shutdown */
-static sigset_t wait_mask;  /* main's mask before setup_stop: sigsuspend's */
+static sigset_t wait_mask; /* main's mask before setup_stop: sigsuspend's */
 
 /* The accepts in flight (at most --accepts, one reserved conn each), and
  * the pause after EMFILE. All guarded by accept_lock. */
 static pthread_mutex_t accept_lock = PTHREAD_MUTEX_INITIALIZER;
 static int accepts_posted;
-static long long accept_paused_until;  /* EMFILE: clock_ms() to resume, or 0 */
-static bool pause_timer_posted;  /* its end is a completion still to come */
+static long long accept_paused_until; /* EMFILE: clock_ms() to resume, or 0 */
+static bool pause_timer_posted; /* its end is a completion still to come */
 
 static void setup_port(void);
 static void setup_stop(void);
@@ -375,8 +375,8 @@ static bool conn_open(struct conn *c, int fd)
     /* An urgent byte stays in line and is echoed like the rest. */
     if (net_set_oobinline(fd) == -1)
         warn_errno("setsockopt(SO_OOBINLINE, fd=%d)", fd);
-    if (addr_format((struct sockaddr *)&c->io->peer, c->io->peer_len,
-                    c->peer, sizeof(c->peer)) == -1)
+    if (addr_format((struct sockaddr *)&c->io->peer, c->io->peer_len, c->peer,
+                    sizeof(c->peer)) == -1)
         snprintf(c->peer, sizeof(c->peer), "?");
     pthread_mutex_lock(&c->lock);
     bool late = atomic_load(&stopping);
@@ -654,7 +654,6 @@ static struct cport_io *io_get(void)
 static bool accepting(void)
 {
     if (accept_paused_until != 0 && clock_ms() >= accept_paused_until)
-        accept_paused_until = 0;  /* the pause is over: try again */
-    return accept_paused_until == 0 &&
-           !atomic_load(&stopping);
+        accept_paused_until = 0; /* the pause is over: try again */
+    return accept_paused_until == 0 && !atomic_load(&stopping);
 }
