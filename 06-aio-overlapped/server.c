@@ -131,6 +131,7 @@ static bool on_complete(struct conn *c);
 static void on_callback(union sigval value);
 static bool on_recv_complete(struct conn *c, int error, size_t bytes);
 static bool on_send_complete(struct conn *c, int error, size_t bytes);
+static void conn_done(struct conn *c, const char *what, int error);
 static void conn_close(struct conn *c);
 static void shutdown_all(void);
 static void wait_for_helpers(void);
@@ -175,6 +176,7 @@ int main(int argc, char **argv)
     listen_fd = setup_listener();
     event_loop();
     shutdown_all();
+    close(listen_fd);
     stats_print_summary(&stats);
     return EXIT_SUCCESS;
 }
@@ -498,8 +500,7 @@ static void on_callback(union sigval value)
 static bool on_recv_complete(struct conn *c, int error, size_t bytes)
 {
     if (error != 0 || bytes == 0) {
-        if (error != 0)  /* ECONNRESET: the notes' error 64 */
-            log_event("recv fd=%d: %s", c->fd, strerror(error));
+        conn_done(c, "recv", error);
         return false;
     }
     log_trace("recv fd=%d %zu bytes", c->fd, bytes);
@@ -513,8 +514,8 @@ static bool on_recv_complete(struct conn *c, int error, size_t bytes)
  * client is held. Returns false when the client is finished. */
 static bool on_send_complete(struct conn *c, int error, size_t bytes)
 {
-    if (error != 0) {  /* EPIPE, ECONNRESET: the client went away */
-        log_event("send fd=%d: %s", c->fd, strerror(error));
+    if (error != 0) {
+        conn_done(c, "send", error);
         return false;
     }
     log_trace("send fd=%d %zu bytes", c->fd, bytes);
@@ -523,7 +524,18 @@ static bool on_send_complete(struct conn *c, int error, size_t bytes)
     return conn_post(c, buf_empty(&c->echo) ? OP_RECV : OP_SEND);
 }
 
-/* [S6] Only with nothing in flight: glibc no longer holds c's buffer or
+/* [S6] This completion ends the client's chain of requests: 0 bytes (the
+ * client left, or shut down its side, and all it sent was echoed) or an
+ * error. Its caller closes it, once c->lock is released. */
+static void conn_done(struct conn *c, const char *what, int error)
+{
+    if (error == 0)
+        log_event("%s fd=%d: the client left", what, c->fd);
+    else  /* ECONNRESET, EPIPE: the notes' error 64 (peer vanished) */
+        log_event("%s fd=%d: %s", what, c->fd, strerror(error));
+}
+
+/* Only with nothing in flight: glibc no longer holds c's buffer or
  * aiocb (close() would not have ended a request: NOTES §7.3). Out of the
  * list first, so that shutdown_all never shuts down a closed (or reused)
  * descriptor number. Then main is woken: it may have stopped watching the
@@ -566,8 +578,6 @@ static void shutdown_all(void)
     int rc = 0;
 
     log_event("shutdown: closing %d clients", stats_current(&stats));
-    if (close(listen_fd) == -1)  /* no newcomer while we wait */
-        warn_errno("close(listen fd=%d)", listen_fd);
     pthread_mutex_lock(&clients_lock);
     for (struct conn *c = clients; c != NULL; c = c->next) {
         if (aio_cancel(c->fd, NULL) == AIO_NOTCANCELED)  /* Win32: CancelIo */
