@@ -7,7 +7,7 @@
  * client its own thread (the design the notes warn against: a thread, a
  * stack and two context switches per client, capped here by -c).
  *
- *   [S1] setup_stop, setup_conns, setup_listener: socket, bind, listen
+ *   [S1] setup_conns, setup_stop, setup_listener: socket, bind, listen
  *   [S2] event_loop: accept() blocks until a client connects  (Win32: accept)
  *   [S3] on_accept: the client's socket, with its idle timeout
  *   [S4] serve_client: recv() blocks until bytes come        (Win32: recv)
@@ -77,8 +77,8 @@ static int nconns;
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static int free_slots_fd = -1;
 
-static void setup_stop(void);
 static void setup_conns(void);
+static void setup_stop(void);
 static int setup_listener(void);
 static void event_loop(void);
 static void on_accept(struct conn *c);
@@ -128,24 +128,14 @@ int main(int argc, char **argv)
     if (sig_ignore_pipe() == -1)
         die("sigaction(SIGPIPE)");
 
-    setup_stop();
     setup_conns();
+    setup_stop();
     listen_fd = setup_listener();
     event_loop();
     shutdown_all();
     close(listen_fd);
     stats_print_summary(&stats);
     return EXIT_SUCCESS;
-}
-
-/* [S1] SIGINT/SIGTERM run a handler that sets a flag, without SA_RESTART,
- * so a blocked call returns EINTR; and it shutdown()s the sockets we block
- * on (setup_listener, event_loop), which makes a blocked (or about to
- * block) accept() or recv() return at once: no race with the flag. */
-static void setup_stop(void)
-{
-    if (sig_catch_stop() == -1)
-        die("sigaction(SIGTERM)");
 }
 
 /* [S1] The slot table and its free-slot counter. Done before the listening
@@ -162,7 +152,17 @@ static void setup_conns(void)
     free_slots_fd = eventfd(nconns, EFD_SEMAPHORE | EFD_CLOEXEC);
     if (free_slots_fd == -1)
         die("eventfd");
-    sig_set_wake_fd(free_slots_fd);  /* a stop signal also wakes the wait */
+}
+
+/* [S1] SIGINT/SIGTERM run a handler that sets a flag, without SA_RESTART,
+ * so a blocked call returns EINTR; and it shutdown()s the sockets we block
+ * on (setup_listener, event_loop), which makes a blocked (or about to
+ * block) accept() or recv() return at once: no race with the flag. */
+static void setup_stop(void)
+{
+    sig_set_wake_fd(free_slots_fd);  /* also wakes take_free_slot's read */
+    if (sig_catch_stop() == -1)
+        die("sigaction(SIGTERM)");
 }
 
 /* [S1] socket/bind/listen, then the one line on stdout. */
