@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "clock.h"
 
 bool net_is_numeric_host(const char *text)
 {
@@ -131,17 +132,29 @@ bool net_accept_transient(int err)
     }
 }
 
-/* connect() interrupted by a signal goes on in the background (connect(2));
- * wait for it to finish and fetch its outcome from SO_ERROR. */
-static int wait_connected(int fd)
+int net_connect_finish(int fd, int timeout_ms)
 {
     struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+    long long deadline = clock_ms() + timeout_ms;
     int err = 0;
     socklen_t len = sizeof(err);
 
-    while (poll(&pfd, 1, -1) == -1)
+    for (;;) {
+        int wait_ms = -1;  /* no limit */
+        if (timeout_ms >= 0) {
+            long long left = deadline - clock_ms();
+            wait_ms = left > 0 ? (int)left : 0;
+        }
+        int n = poll(&pfd, 1, wait_ms);  /* EINTR: wait for what is left */
+        if (n > 0)
+            break;
+        if (n == 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
         if (errno != EINTR)
             return -1;
+    }
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
         return -1;
     if (err != 0) {
@@ -160,7 +173,7 @@ int net_connect(const char *host, int port, int flags)
     if (fd == -1)
         return -1;
     if (connect(fd, (struct sockaddr *)&ss, len) == -1 &&
-        (errno != EINTR || wait_connected(fd) == -1))
+        (errno != EINTR || net_connect_finish(fd, -1) == -1))
         return close_keeping_errno(fd);
     if ((flags & SOCK_NONBLOCK) && net_set_nonblock(fd, true) == -1)
         return close_keeping_errno(fd);

@@ -47,6 +47,12 @@ bool net_accept_transient(int err);
  * SOCK_NONBLOCK is given). For the test client. */
 int net_connect(const char *host, int port, int flags);
 
+/* A connect() that did not finish at once (EINPROGRESS on a nonblocking
+ * socket, EINTR on a blocking one) goes on in the background: wait until
+ * the socket is writable, at most timeout_ms (-1: no limit; ETIMEDOUT
+ * then), and return its outcome from SO_ERROR: 0, or -1 with errno. */
+int net_connect_finish(int fd, int timeout_ms);
+
 int net_set_nonblock(int fd, bool on);
 int net_set_nodelay(int fd, bool on);
 /* SO_OOBINLINE: urgent (out-of-band) bytes stay in line and are read like

@@ -58,24 +58,6 @@ long client_raise_nofile(void)
     return (long)rl.rlim_cur;
 }
 
-/* A non-blocking connect finishes in the background; POLLOUT says it is
- * done and SO_ERROR says how it went. */
-static int finish_connect(int fd, int timeout_ms)
-{
-    int err = 0;
-    socklen_t len = sizeof(err);
-
-    if (client_wait(fd, POLLOUT, client_deadline(timeout_ms)) == -1)
-        return -1;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-        return -1;
-    if (err != 0) {
-        errno = err;
-        return -1;
-    }
-    return 0;
-}
-
 int client_connect(const char *host, int port, int timeout_ms)
 {
     struct sockaddr_storage ss;
@@ -87,7 +69,7 @@ int client_connect(const char *host, int port, int timeout_ms)
     if (fd == -1)
         return -1;
     if (connect(fd, (struct sockaddr *)&ss, len) == -1 &&
-        (errno != EINPROGRESS || finish_connect(fd, timeout_ms) == -1)) {
+        (errno != EINPROGRESS || net_connect_finish(fd, timeout_ms) == -1)) {
         int saved = errno;
         close(fd);
         errno = saved;

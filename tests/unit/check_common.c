@@ -429,6 +429,41 @@ START_TEST(test_net_socket_family_flags_and_address)
 }
 END_TEST
 
+/* A nonblocking connect that is still in progress: net_connect_finish
+ * reports its outcome, success on a listener, ECONNREFUSED on a port that
+ * was just closed. */
+static int connect_nonblocking(int port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fd = net_socket("127.0.0.1", port, false, SOCK_NONBLOCK, &ss, &len);
+
+    ck_assert_int_ge(fd, 0);
+    if (connect(fd, (struct sockaddr *)&ss, len) == -1)
+        ck_assert_msg(errno == EINPROGRESS || errno == ECONNREFUSED, "%s",
+                      strerror(errno));
+    return fd;
+}
+
+START_TEST(test_net_connect_finish_reports_the_outcome)
+{
+    int listen_fd = net_listen("127.0.0.1", 0, SOCK_CLOEXEC);
+    ck_assert_int_ge(listen_fd, 0);
+    int port = addr_local_port(listen_fd);
+
+    int fd = connect_nonblocking(port);
+    ck_assert_msg(net_connect_finish(fd, 5000) == 0, "%s", strerror(errno));
+    close(fd);
+
+    close(listen_fd);  /* nobody listens there now */
+    fd = connect_nonblocking(port);
+    errno = 0;
+    ck_assert_int_eq(net_connect_finish(fd, 5000), -1);
+    ck_assert_msg(errno == ECONNREFUSED, "%s", strerror(errno));
+    close(fd);
+}
+END_TEST
+
 START_TEST(test_net_accept_error_classes)
 {
     ck_assert(net_accept_exhausted(EMFILE));
@@ -449,6 +484,7 @@ static Suite *net_suite(void)
     tcase_add_test(tc, test_net_listen_port_0_ipv6);
     tcase_add_test(tc, test_net_listen_refuses_a_name_and_a_busy_port);
     tcase_add_test(tc, test_net_socket_family_flags_and_address);
+    tcase_add_test(tc, test_net_connect_finish_reports_the_outcome);
     tcase_add_test(tc, test_net_accept_error_classes);
     suite_add_tcase(s, tc);
     return s;
