@@ -10,6 +10,9 @@
 #   make helgrind        06's callback threads under helgrind (TSan cannot)
 #   make gdb M=02        a model under gdb with its walkthrough.gdb
 #   make compare         every model under the same workloads (release build)
+#   make win32           the Win32 twins (NN-model/win32.c) with mingw-w64
+#   make test-win32      the twins under Wine, through the same runner
+#   make run-win32 M=04 [ARGS="-v"]   one twin under Wine
 #   make deps            install missing Debian packages (run by the targets above)
 #
 # Debug binaries sit beside their source so that a student types `gdb ./server`;
@@ -24,6 +27,9 @@ CC ?= cc
 DEPS_BUILD   := gcc make pkg-config check liburing-dev
 DEPS_TEST    := socat valgrind gdb
 DEPS_COMPARE := gnuplot-nox strace libuv1-dev libev-dev
+# Only for the Win32 targets: about 220 MB to fetch, 1.4 GB on disk, so
+# `make test` never pulls them. `wine` is the launcher, wine64 the loader.
+DEPS_WIN32   := gcc-mingw-w64-x86-64 wine wine64
 
 # $(call ensure_packages,list): install what dpkg does not have (as root),
 # or print the exact sudo line and fail.
@@ -50,13 +56,15 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-.PHONY: deps deps-test deps-compare
+.PHONY: deps deps-test deps-compare deps-win32
 deps:
 	$(call ensure_packages,$(DEPS_BUILD))
 deps-test: deps
 	$(call ensure_packages,$(DEPS_TEST))
 deps-compare: deps
 	$(call ensure_packages,$(DEPS_COMPARE))
+deps-win32:
+	$(call ensure_packages,$(DEPS_WIN32))
 
 # ---------------------------------------------------------------- flags
 # Recursive (=) so pkg-config runs when a recipe needs it, after `deps`.
@@ -91,7 +99,8 @@ VARIANTS := debug release asan tsan
 #   tests/ref/X.c      build/release/tests/ref/X, for make compare only
 # and every program links common/.
 MODELS       := $(sort $(patsubst %/server.c,%,$(wildcard [0-9][0-9]-*/server.c)))
-COMMON_SRC   := $(wildcard common/*.c)
+# common/X_win32.c is X.c for the Win32 twins; the Linux build leaves it out.
+COMMON_SRC   := $(filter-out %_win32.c,$(wildcard common/*.c))
 CLIENT_MAIN  := tests/client/echo-client.c
 CLIENT_SRC   := $(filter-out $(CLIENT_MAIN),$(wildcard tests/client/*.c))
 SCENARIO_SRC := $(wildcard tests/scenarios/*.c)
@@ -141,17 +150,50 @@ build-$(1): $$($(1)_SERVERS) $$($(1)_CLIENT) $$($(1)_CHECK) $$($(1)_TOOLS)
 endef
 $(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
 
-# A model's server: every .c in its directory (07 adds cport.c) + common/.
+# A model's server: every .c in its directory (07 adds cport.c) but its
+# Win32 twin, + common/.
 define server_rules
-$(call bindir,$(2))$(1)/server: $(call objs,$(2),$(wildcard $(1)/*.c) $(COMMON_SRC))
+$(call bindir,$(2))$(1)/server: $(call objs,$(2),$(filter-out %/win32.c,$(wildcard $(1)/*.c)) $(COMMON_SRC))
 	@mkdir -p $$(@D)
 	$$(CC) $$(BASE) $$($(2)_CFLAGS) $$^ -o $$@ $$($(1)_LIBS)
 endef
 $(foreach v,$(VARIANTS),$(foreach m,$(MODELS),$(eval $(call server_rules,$(m),$(v)))))
 
+# ---------------------------------------------------------------- Win32 twins
+# NN-model/win32.c -> build/win32/NN-model/win32.exe, with mingw-w64 and the
+# Win32 side of common/: X_win32.c where there is one (net, err, sig,
+# clock), else the plain-C X.c (options, the echo buffer, stats, log).
+# _WIN32_WINNT 0x0601 (Windows 7): WSAPoll, inet_ntop, CancelIoEx,
+# GetQueuedCompletionStatusEx are declared from Vista on.
+WIN32_CC     := x86_64-w64-mingw32-gcc
+WIN32_CFLAGS := -std=gnu11 $(WARN) -O0 -g3 -Icommon -D_WIN32_WINNT=0x0601
+WIN32_LIBS   := -lws2_32 -lmswsock
+WIN32_MODELS := $(sort $(patsubst %/win32.c,%,$(wildcard [0-9][0-9]-*/win32.c)))
+WIN32_COMMON := $(foreach f,$(COMMON_SRC),$(if $(wildcard $(f:.c=_win32.c)),$(f:.c=_win32.c),$(f)))
+WIN32_EXES   := $(foreach m,$(WIN32_MODELS),build/win32/$(m)/win32.exe)
+
+build/win32/obj/%.o: %.c | deps-win32
+	@mkdir -p $(@D)
+	$(WIN32_CC) $(WIN32_CFLAGS) -MMD -MP -c $< -o $@
+
+$(foreach m,$(WIN32_MODELS),$(eval \
+build/win32/$(m)/win32.exe: $(call objs,win32,$(m)/win32.c $(WIN32_COMMON)) ; \
+	@mkdir -p $$(@D) && $(WIN32_CC) $(WIN32_CFLAGS) $$^ -o $$@ $(WIN32_LIBS)))
+
+# Wine, headless, in a private prefix under build/: no debug chatter
+# (WINEDEBUG), no offer to install Mono or Gecko (WINEDLLOVERRIDES).
+# One wineserver is started persistent (-p) for a whole run, so each twin
+# starts in a fraction of a second, and is stopped with -k at the end.
+WINE_ENV := WINEPREFIX=$(CURDIR)/build/wine WINEDEBUG=-all \
+            WINEDLLOVERRIDES="mscoree,mshtml="
+build/wine/system.reg: | deps-win32
+	@mkdir -p build/wine
+	$(WINE_ENV) wineboot -i >/dev/null 2>&1 && $(WINE_ENV) wineserver -w
+
 # ---------------------------------------------------------------- targets
 .DEFAULT_GOAL := all
-.PHONY: all release asan tsan-build test sanitize tsan valgrind helgrind gdb compare clean
+.PHONY: all release asan tsan-build test sanitize tsan valgrind helgrind gdb compare clean \
+        win32 test-win32 run-win32
 
 all: build-debug
 release: build-release
@@ -184,6 +226,24 @@ valgrind: deps-test build-debug
 helgrind: deps-test build-debug
 	RUNNER_WRAP="valgrind --tool=helgrind --suppressions=tests/tools/helgrind.supp --error-exitcode=99 --quiet" \
 	    tests/check --valgrind $(or $(MODEL),06-aio-overlapped)
+
+win32: $(WIN32_EXES)
+
+# The runner with --win32: the rows NN/win32, each twin started under wine
+# and stopped with SIGINT (Wine's Ctrl-C). wineserver -k runs even when a
+# test fails, and the exit status is the runner's.
+test-win32: deps-test build-debug win32 build/wine/system.reg
+	$(WINE_ENV) wineserver -p
+	$(WINE_ENV) tests/check --win32 $(MODEL); status=$$?; \
+	$(WINE_ENV) wineserver -k; exit $$status
+
+# make run-win32 M=04 [ARGS="-p 0 -v"]: Ctrl-C stops it, as on Windows.
+run-win32: win32 build/wine/system.reg
+	@exe=$$(ls build/win32/$(M)*/win32.exe 2>/dev/null | head -n1); \
+	[ -n "$$exe" ] || { echo "make run-win32: no twin matches M=$(M)" >&2; exit 2; }; \
+	$(WINE_ENV) wineserver -p; \
+	$(WINE_ENV) wine $$exe $(ARGS); status=$$?; \
+	$(WINE_ENV) wineserver -k; exit $$status
 
 # make gdb M=02 [ARGS="--mode threads"]
 gdb: deps-test build-debug

@@ -1,10 +1,12 @@
 /* addr.c - socket addresses as text (see addr.h). */
 #include "addr.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
+#ifndef _WIN32
+#include <arpa/inet.h>   /* inet_ntop; Winsock has it in ws2tcpip.h (sock.h) */
+#include <netinet/in.h>
+#endif
 
 int addr_format(const struct sockaddr *sa, socklen_t len, char *out,
                 size_t out_len)
@@ -12,12 +14,14 @@ int addr_format(const struct sockaddr *sa, socklen_t len, char *out,
     char host[INET6_ADDRSTRLEN];
     int n;
 
-    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+    /* (size_t): Winsock's socklen_t is a signed int. */
+    if (sa->sa_family == AF_INET &&
+        (size_t)len >= sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
         inet_ntop(AF_INET, &in4->sin_addr, host, sizeof(host));
         n = snprintf(out, out_len, "%s:%u", host, ntohs(in4->sin_port));
     } else if (sa->sa_family == AF_INET6 &&
-               len >= sizeof(struct sockaddr_in6)) {
+               (size_t)len >= sizeof(struct sockaddr_in6)) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
         inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
         /* Brackets, so the port's colon is not read as part of the address. */
@@ -33,7 +37,7 @@ int addr_format(const struct sockaddr *sa, socklen_t len, char *out,
     return 0;
 }
 
-int addr_local(int fd, char *out, size_t out_len)
+int addr_local(sock_t fd, char *out, size_t out_len)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -43,7 +47,7 @@ int addr_local(int fd, char *out, size_t out_len)
     return addr_format((struct sockaddr *)&ss, len, out, out_len);
 }
 
-int addr_peer(int fd, char *out, size_t out_len)
+int addr_peer(sock_t fd, char *out, size_t out_len)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -53,7 +57,7 @@ int addr_peer(int fd, char *out, size_t out_len)
     return addr_format((struct sockaddr *)&ss, len, out, out_len);
 }
 
-int addr_local_port(int fd)
+int addr_local_port(sock_t fd)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);

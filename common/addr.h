@@ -2,7 +2,9 @@
 #ifndef COMMON_ADDR_H
 #define COMMON_ADDR_H
 
-#include <sys/socket.h>
+#include <stddef.h>
+
+#include "sock.h"
 
 /* Enough for "[ffff:ffff:...:255.255.255.255]:65535" and a NUL. */
 #define ADDR_TEXT_MAX 64
@@ -13,10 +15,10 @@ int addr_format(const struct sockaddr *sa, socklen_t len, char *out,
                 size_t out_len);
 
 /* The local (sock) or remote (peer) address of fd, formatted. */
-int addr_local(int fd, char *out, size_t out_len);
-int addr_peer(int fd, char *out, size_t out_len);
+int addr_local(sock_t fd, char *out, size_t out_len);
+int addr_peer(sock_t fd, char *out, size_t out_len);
 
 /* The port of a bound socket, or -1 with errno set. */
-int addr_local_port(int fd);
+int addr_local_port(sock_t fd);
 
 #endif

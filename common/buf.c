@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 int buf_init(struct buf *b, size_t cap)
 {
@@ -44,7 +43,7 @@ void buf_consume(struct buf *b, size_t n)
     b->len -= n;
 }
 
-ssize_t buf_fill(struct buf *b, int fd)
+ssize_t buf_fill(struct buf *b, sock_t fd)
 {
     if (buf_full(b)) {
         errno = ENOBUFS;
@@ -56,7 +55,7 @@ ssize_t buf_fill(struct buf *b, int fd)
     return n;
 }
 
-ssize_t buf_drain(struct buf *b, int fd)
+ssize_t buf_drain(struct buf *b, sock_t fd)
 {
     if (buf_empty(b))
         return 0;

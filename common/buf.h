@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "sock.h"
+
 #define BUF_DEFAULT_CAP (64 * 1024)
 
 struct buf {
@@ -43,11 +45,12 @@ void buf_consume(struct buf *b, size_t n);
 
 /* One recv() into the free space. Returns bytes read (> 0), 0 at end of
  * stream, or -1 with errno (EAGAIN, EINTR, ECONNRESET...). Full buffer:
- * -1 with errno = ENOBUFS (the caller should not have asked). */
-ssize_t buf_fill(struct buf *b, int fd);
+ * -1 with errno = ENOBUFS (the caller should not have asked). On Win32 the
+ * reason of a failed recv() is WSAGetLastError() (WSAEWOULDBLOCK...). */
+ssize_t buf_fill(struct buf *b, sock_t fd);
 
 /* One send(MSG_NOSIGNAL) of the waiting bytes. Returns bytes sent (may be
  * short), or -1 with errno (EAGAIN, EINTR, EPIPE...). Empty: returns 0. */
-ssize_t buf_drain(struct buf *b, int fd);
+ssize_t buf_drain(struct buf *b, sock_t fd);
 
 #endif

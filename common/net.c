@@ -27,8 +27,8 @@ bool net_is_numeric_host(const char *text)
  * all come here, so "numeric hosts only" and the getaddrinfo error mapping
  * cannot drift apart. The address is copied out before freeaddrinfo(), so
  * callers have nothing to free: on a later failure they only close the fd. */
-int net_socket(const char *host, int port, bool passive, int flags,
-               struct sockaddr_storage *addr, socklen_t *addr_len)
+sock_t net_socket(const char *host, int port, bool passive, int flags,
+                  struct sockaddr_storage *addr, socklen_t *addr_len)
 {
     struct addrinfo hints, *ai = NULL;
     char service[16];
@@ -68,7 +68,7 @@ static int close_keeping_errno(int fd)
     return -1;
 }
 
-int net_listen(const char *host, int port, int flags)
+sock_t net_listen(const char *host, int port, int flags)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -87,7 +87,7 @@ int net_listen(const char *host, int port, int flags)
     return fd;
 }
 
-int net_announce(int listen_fd)
+int net_announce(sock_t listen_fd)
 {
     char where[ADDR_TEXT_MAX];
 
@@ -99,7 +99,8 @@ int net_announce(int listen_fd)
     return 0;
 }
 
-int net_accept(int listen_fd, int flags, char *peer, size_t peer_len)
+sock_t net_accept(sock_t listen_fd, int flags, char *peer,
+                  size_t peer_len)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -180,7 +181,7 @@ int net_connect(const char *host, int port, int flags)
     return fd;
 }
 
-int net_set_nonblock(int fd, bool on)
+int net_set_nonblock(sock_t fd, bool on)
 {
     int fl = fcntl(fd, F_GETFL);
 
@@ -190,21 +191,21 @@ int net_set_nonblock(int fd, bool on)
     return fcntl(fd, F_SETFL, fl);
 }
 
-int net_set_nodelay(int fd, bool on)
+int net_set_nodelay(sock_t fd, bool on)
 {
     int value = on;
 
     return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, sizeof(value));
 }
 
-int net_set_oobinline(int fd)
+int net_set_oobinline(sock_t fd)
 {
     int one = 1;
 
     return setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
 }
 
-int net_set_timeouts(int fd, int millis)
+int net_set_timeouts(sock_t fd, int millis)
 {
     struct timeval tv = {.tv_sec = millis / 1000,
                          .tv_usec = (millis % 1000) * 1000};

@@ -1,6 +1,10 @@
 /* net.h - TCP sockets for servers and for the test client.
  *
  * Library style: each function returns -1 with errno set and never exits.
+ * net_win32.c is the same API in Winsock, for the Win32 twins: a socket is
+ * a SOCKET (sock.h), failure is INVALID_SOCKET or -1 with the reason in
+ * WSAGetLastError(), and flags must be 0 (Winsock has no SOCK_NONBLOCK or
+ * SOCK_CLOEXEC: nonblocking is net_set_nonblock, i.e. ioctlsocket FIONBIO).
  * Hosts are numeric addresses (127.0.0.1, ::1, ::, 0.0.0.0): no DNS, so a
  * teaching run never waits on a resolver. A host that is not one gives
  * EINVAL (the option parser rejects it before that).
@@ -9,7 +13,8 @@
 #define COMMON_NET_H
 
 #include <stdbool.h>
-#include <sys/socket.h>
+
+#include "sock.h"
 
 #define NET_BACKLOG SOMAXCONN
 
@@ -18,21 +23,22 @@
  * family. passive: the address is for bind() (AI_PASSIVE); flags:
  * SOCK_NONBLOCK and/or SOCK_CLOEXEC. Returns the socket, the address in
  * *addr and its length in *addr_len. */
-int net_socket(const char *host, int port, bool passive, int flags,
-               struct sockaddr_storage *addr, socklen_t *addr_len);
+sock_t net_socket(const char *host, int port, bool passive, int flags,
+                  struct sockaddr_storage *addr, socklen_t *addr_len);
 
 /* socket + SO_REUSEADDR + bind + listen on host:port (IPv4 or IPv6).
  * flags: SOCK_NONBLOCK and/or SOCK_CLOEXEC. Returns the listening fd. */
-int net_listen(const char *host, int port, int flags);
+sock_t net_listen(const char *host, int port, int flags);
 
 /* Prints the contract line "listening on 127.0.0.1:9002" (IPv6:
  * "listening on [::1]:9002") on stdout and flushes it: tests wait for it. */
-int net_announce(int listen_fd);
+int net_announce(sock_t listen_fd);
 
 /* accept4 with flags (SOCK_NONBLOCK/SOCK_CLOEXEC); peer (may be NULL)
  * receives the formatted peer address. EINTR is returned to the caller,
  * who decides whether a signal means "stop". */
-int net_accept(int listen_fd, int flags, char *peer, size_t peer_len);
+sock_t net_accept(sock_t listen_fd, int flags, char *peer,
+                  size_t peer_len);
 
 /* Is this accept() errno "out of descriptors or memory"? Then the server
  * must stop accepting until a slot frees: retrying at once would spin
@@ -44,7 +50,8 @@ bool net_accept_exhausted(int err);
 bool net_accept_transient(int err);
 
 /* Connect to host:port (blocking connect, then flags applied: O_NONBLOCK if
- * SOCK_NONBLOCK is given). For the test client. */
+ * SOCK_NONBLOCK is given). For the test client, which runs on Linux only:
+ * net_win32.c has neither this nor net_connect_finish. */
 int net_connect(const char *host, int port, int flags);
 
 /* A connect() that did not finish at once (EINPROGRESS on a nonblocking
@@ -53,15 +60,15 @@ int net_connect(const char *host, int port, int flags);
  * then), and return its outcome from SO_ERROR: 0, or -1 with errno. */
 int net_connect_finish(int fd, int timeout_ms);
 
-int net_set_nonblock(int fd, bool on);
-int net_set_nodelay(int fd, bool on);
+int net_set_nonblock(sock_t fd, bool on);
+int net_set_nodelay(sock_t fd, bool on);
 /* SO_OOBINLINE: urgent (out-of-band) bytes stay in line and are read like
  * the rest. Without it, recv() skips the urgent byte, and an echo server
  * would silently drop a byte the client sent. Every server sets it on
  * every client socket. */
-int net_set_oobinline(int fd);
+int net_set_oobinline(sock_t fd);
 /* SO_RCVTIMEO and SO_SNDTIMEO, in milliseconds (0 = wait forever). */
-int net_set_timeouts(int fd, int millis);
+int net_set_timeouts(sock_t fd, int millis);
 
 /* Is text a numeric IPv4 or IPv6 address? */
 bool net_is_numeric_host(const char *text);

@@ -1,6 +1,6 @@
 /* main.c - tests/check: the unit tests and the conformance runner.
  *
- *   tests/check [--unit] [--threaded] [--valgrind] [MODEL]
+ *   tests/check [--unit] [--threaded] [--valgrind] [--win32] [MODEL]
  *
  *   (none)       unit tests, then every model row through the scenario
  *                catalogue and the runner scenarios, then the matrix
@@ -11,6 +11,8 @@
  *                the models' step labels)
  *   --threaded   only the threaded rows (01 threads, 06, 07): `make tsan`
  *   --valgrind   servers under $RUNNER_WRAP, a subset of the scenarios
+ *   --win32      only the Win32 twins' rows (build/win32/, under wine:
+ *                `make test-win32` sets up Wine first)
  *
  * The last line is "N passed, N failed" (", N skipped" when any); the exit
  * status is 0 iff nothing failed.
@@ -38,13 +40,15 @@ struct runner_args {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: tests/check [--unit] [--threaded] [--valgrind] [MODEL]\n"
+            "usage: tests/check [--unit] [--threaded] [--valgrind] [--win32] "
+            "[MODEL]\n"
             "  MODEL       run only rows whose model starts with MODEL "
             "(e.g. 02, 04-epoll-events, socat)\n"
             "  --unit      only the unit tests\n"
             "  --threaded  only the threaded models (for TSan)\n"
             "  --valgrind  servers under $RUNNER_WRAP, a subset of the "
             "scenarios\n"
+            "  --win32     only the Win32 twins, under wine (make test-win32)\n"
             "Check's variables apply: CK_RUN_CASE='02-select:half-close', "
             "CK_FORK=no, CK_VERBOSITY=verbose\n");
 }
@@ -60,6 +64,8 @@ static int parse_args(int argc, char **argv, struct runner_args *a)
             a->matrix.threaded = true;
         } else if (strcmp(argv[i], "--valgrind") == 0) {
             a->matrix.valgrind = true;
+        } else if (strcmp(argv[i], "--win32") == 0) {
+            a->matrix.win32 = true;
         } else if (strcmp(argv[i], "--help") == 0) {
             return 1;
         } else if (argv[i][0] == '-' || a->matrix.model != NULL) {
@@ -99,7 +105,7 @@ int main(int argc, char **argv)
         return 2;
     }
     bool unit = a.unit_only || (a.matrix.model == NULL && !a.matrix.threaded &&
-                                !a.matrix.valgrind);
+                                !a.matrix.valgrind && !a.matrix.win32);
     if (unit) {
         add_common_suites(sr);
         add_client_suites(sr);
@@ -107,10 +113,12 @@ int main(int argc, char **argv)
     }
     int rows = a.unit_only ? 0 : matrix_add_suites(sr, &a.matrix);
     /* "make test MODEL=02" must not look green when 02 was never built. */
-    if (rows == -1 || (rows == 0 && a.matrix.model != NULL)) {
+    /* Nor `make test-win32` when no twin was built. */
+    if (rows == -1 ||
+        (rows == 0 && (a.matrix.model != NULL || a.matrix.win32))) {
         if (rows == 0)
             fprintf(stderr, "tests/check: no server is built for '%s'\n",
-                    a.matrix.model);
+                    a.matrix.model != NULL ? a.matrix.model : "--win32");
         srunner_free(sr);
         return 2;
     }

@@ -194,6 +194,8 @@ static bool row_selected(const struct variant *v, const struct matrix_opts *o)
 {
     if (o->threaded && !v->threaded)
         return false;
+    if (o->win32 != v->win32) /* the twins run only with --win32 */
+        return false;
     /* socat is the reference for the catalogue: not a TSan or valgrind
      * subject, and the runner scenarios test our servers' contract only. */
     return v->dir != NULL || (!o->threaded && !o->valgrind);
@@ -247,6 +249,8 @@ static void add_row_cells(Suite *suite, const struct run_ctx *ctx,
     }
     for (size_t i = 0; i < runner_scenario_count && v->dir != NULL; i++) {
         const struct runner_scenario *rs = &runner_scenarios[i];
+        if (v->win32 && rs->linux_only)
+            continue;
         if (rs->generic && (!o->valgrind || in_list(valgrind_subset, rs->name)))
             add_cell(suite, ctx, rs->name, rs->column, CELL_RUNNER, timeout);
     }
@@ -260,13 +264,17 @@ static void add_row_cells(Suite *suite, const struct run_ctx *ctx,
     }
 }
 
-/* Sets ctx->binary; false when the row's server is not built. */
+/* Sets ctx->binary; false when the row's server is not built. A twin is
+ * build/win32/NN-model/win32.exe under the repository (`make win32`). */
 static bool row_present(struct run_ctx *ctx, const char *root)
 {
     if (ctx->v->dir == NULL)
         return in_path(ctx->v->args[0], ctx->binary, sizeof(ctx->binary));
-    int n = snprintf(ctx->binary, sizeof(ctx->binary), "%s/%s/server", root,
-                     ctx->v->dir);
+    int n = ctx->v->win32
+                ? snprintf(ctx->binary, sizeof(ctx->binary),
+                           "%s/build/win32/%s/win32.exe", root, ctx->v->dir)
+                : snprintf(ctx->binary, sizeof(ctx->binary), "%s/%s/server",
+                           root, ctx->v->dir);
     if (n < 0 || n >= (int)sizeof(ctx->binary))
         return false; /* a path longer than PATH_MAX cannot be run anyway */
     return access(ctx->binary, X_OK) == 0;

@@ -11,6 +11,7 @@ struct matrix_opts {
     const char *model; /* prefix of a model dir or row name; NULL = all */
     bool threaded;     /* only the threaded rows */
     bool valgrind;     /* servers under $RUNNER_WRAP, a subset of tests */
+    bool win32;        /* only the Win32 twins' rows, under wine */
 };
 
 /* Adds a suite per present row. Returns the number of rows added, or -1

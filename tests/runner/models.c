@@ -62,6 +62,39 @@ const struct variant variants[] = {
      .args = {"-t", "4"},
      .threaded = true,
      .extra = {"uring-refused"}},
+    /* The Win32 twins (tests/check --win32, `make test-win32`): the same
+     * catalogue and the same expectations, under wine. */
+    {.name = "01-blocking/win32/iterative",
+     .dir = "01-blocking",
+     .args = {"--mode", "iterative"},
+     .iterative = true,
+     .win32 = true},
+    {.name = "01-blocking/win32/threads",
+     .dir = "01-blocking",
+     .args = {"--mode", "threads"},
+     .win32 = true},
+    {.name = "02-select/win32", .dir = "02-select", .win32 = true},
+    {.name = "03-poll/win32", .dir = "03-poll", .win32 = true},
+    {.name = "04-epoll-events/win32", .dir = "04-epoll-events",
+     .win32 = true},
+    {.name = "05-signal-driven/win32", .dir = "05-signal-driven",
+     .win32 = true},
+    {.name = "06-aio-overlapped/win32/wait",
+     .dir = "06-aio-overlapped",
+     .args = {"--notify", "wait"},
+     .win32 = true},
+    {.name = "06-aio-overlapped/win32/callback",
+     .dir = "06-aio-overlapped",
+     .args = {"--notify", "callback"},
+     .win32 = true},
+    {.name = "07-completion-port/win32/t1",
+     .dir = "07-completion-port",
+     .args = {"-t", "1"},
+     .win32 = true},
+    {.name = "07-completion-port/win32/t4",
+     .dir = "07-completion-port",
+     .args = {"-t", "4"},
+     .win32 = true},
     /* The known-good third party: if a scenario fails here, the scenario
      * is wrong, not the models. */
     {.name = "socat",
@@ -72,14 +105,21 @@ const struct variant variants[] = {
 const size_t variant_count = sizeof(variants) / sizeof(variants[0]);
 
 const struct runner_scenario runner_scenarios[] = {
-    {"capacity", "cap", runner_capacity, true, false},
-    {"fd-exhaustion", "emfile", runner_fd_exhaustion, true, false},
-    {"graceful-shutdown", "term", runner_graceful_shutdown, true, false},
+    {.name = "capacity", .column = "cap", .run = runner_capacity,
+     .generic = true},
+    /* RLIMIT_NOFILE on the server: Windows has no such limit to set. */
+    {.name = "fd-exhaustion", .column = "emfile",
+     .run = runner_fd_exhaustion, .generic = true, .linux_only = true},
+    {.name = "graceful-shutdown", .column = "term",
+     .run = runner_graceful_shutdown, .generic = true},
     /* Model-specific: only the rows that list them in .extra. */
-    {"fd-setsize", "fdset", runner_fd_setsize, false, false},
-    {"sigpending", "sigq", runner_sigpending, false, false},
-    {"gdb-tour", "gdb", runner_gdb_tour, false, true},
-    {"uring-refused", "refuse", runner_uring_refused, false, false},
+    {.name = "fd-setsize", .column = "fdset", .run = runner_fd_setsize},
+    {.name = "sigpending", .column = "sigq", .run = runner_sigpending,
+     .linux_only = true},
+    {.name = "gdb-tour", .column = "gdb", .run = runner_gdb_tour,
+     .debug_only = true, .linux_only = true},
+    {.name = "uring-refused", .column = "refuse",
+     .run = runner_uring_refused, .linux_only = true},
 };
 const size_t runner_scenario_count =
     sizeof(runner_scenarios) / sizeof(runner_scenarios[0]);

@@ -33,6 +33,10 @@ struct variant {
      * holds its whole command instead, "%d" standing for a free port. */
     const char *args[VARIANT_ARGS];
     bool iterative; /* one client at a time (01 --mode iterative) */
+    /* A Win32 twin (NN-model/win32.c, build/win32/NN-model/win32.exe),
+     * run under wine and stopped with SIGINT: only `tests/check --win32`
+     * runs these rows, and only those. */
+    bool win32;
     bool threaded;  /* run under `make tsan` */
     /* Model-specific runner scenarios (names in runner_scenarios[]). */
     const char *extra[VARIANT_EXTRA];
@@ -60,6 +64,8 @@ struct runner_scenario {
     bool debug_only; /* only against the debug build (-O0), e.g. the gdb
                         tours, which are written for it: not a cell of
                         the sanitizer runs */
+    bool linux_only; /* needs the server's rlimits or signals as Linux has
+                        them: "-" on the Win32 rows */
 };
 
 /* Every runner scenario, generic and model-specific. */

@@ -334,6 +334,7 @@ enum outcome server_start(struct server *s, const struct server_spec *spec,
     s->wrapped = spec->wrap && getenv("RUNNER_WRAP") != NULL;
     s->third_party = !spec->announces;
     s->port = spec->port;
+    s->stop_signal = spec->win32 ? SIGINT : SIGTERM;
     build_argv(spec, words, sizeof(words), argv);
     int err_fd = open_outputs(s, out);
     if (err_fd == -1)
@@ -393,8 +394,8 @@ static enum outcome judge_exit(const struct server *s, int status, char *why,
                          "99): see the server's stderr");
     return fail_with(why, why_len,
                      "the server exited with status %d after "
-                     "SIGTERM (expected 0)",
-                     WEXITSTATUS(status));
+                     "%s (expected 0)",
+                     WEXITSTATUS(status), sigabbrev_np(s->stop_signal));
 }
 
 enum outcome server_stop(struct server *s, char *why, size_t why_len)
@@ -407,19 +408,20 @@ enum outcome server_stop(struct server *s, char *why, size_t why_len)
         judge_exit(s, status, how, sizeof(how));
         return fail_with(why, why_len,
                          "the server had already exited before "
-                         "SIGTERM (%s)",
-                         how);
+                         "SIG%s (%s)",
+                         sigabbrev_np(s->stop_signal), how);
     }
-    if (kill(s->pid, SIGTERM) == -1)
-        return fail_with(why, why_len, "kill(SIGTERM): %s", errname(errno));
+    if (kill(s->pid, s->stop_signal) == -1)
+        return fail_with(why, why_len, "kill(SIG%s): %s",
+                         sigabbrev_np(s->stop_signal), errname(errno));
     if (wait_exit(s, ms, &status)) {
         o = judge_exit(s, status, why, why_len);
     } else {
         server_kill(s);
         o = fail_with(why, why_len,
                       "the server did not exit within %d s of "
-                      "SIGTERM (killed)",
-                      ms / 1000);
+                      "SIG%s (killed)",
+                      ms / 1000, sigabbrev_np(s->stop_signal));
     }
     /* Whatever it forked (socat's per-connection children) goes too. */
     if (killpg(s->pid, SIGKILL) == -1 && errno != ESRCH)
@@ -478,12 +480,14 @@ static void third_party_argv(const struct variant *v, int port,
     argv[n] = NULL;
 }
 
-/* binary, the row's options, then extra_args. */
+/* binary (a twin: wine binary), the row's options, then extra_args. */
 static void model_argv(const struct run_ctx *ctx, const char *const *extra_args,
                        const char **argv)
 {
     int n = 0;
 
+    if (ctx->v->win32)
+        argv[n++] = "wine";
     argv[n++] = ctx->binary;
     for (int i = 0; i < VARIANT_ARGS && ctx->v->args[i] != NULL; i++)
         argv[n++] = ctx->v->args[i];
@@ -500,8 +504,10 @@ enum outcome runner_start(const struct run_ctx *ctx, struct server *s,
 {
     const char *argv[MAX_ARGV];
     char storage[VARIANT_ARGS][160];
-    struct server_spec spec = {
-        .argv = argv, .announces = true, .wrap = ctx->wrap};
+    struct server_spec spec = {.argv = argv,
+                               .announces = true,
+                               .wrap = ctx->wrap,
+                               .win32 = ctx->v->win32};
 
     if (limits != NULL) {
         spec.nofile = limits->nofile;

@@ -27,6 +27,10 @@ struct server_spec {
     long nofile;     /* RLIMIT_NOFILE, soft = hard; 0 = inherited */
     long sigpending; /* RLIMIT_SIGPENDING; 0 = inherited */
     bool wrap;       /* run under $RUNNER_WRAP (split on spaces) */
+    /* A Win32 twin: argv[0] is "wine", and it is stopped with SIGINT,
+     * which Wine delivers as Ctrl-C to its console handler (Wine's SIGTERM
+     * ends the process without running any handler). */
+    bool win32;
 };
 
 struct server {
@@ -37,6 +41,7 @@ struct server {
     char stderr_path[64]; /* its stderr, kept for diagnostics */
     bool wrapped;         /* under valgrind: longer bounds */
     bool third_party;     /* socat: any stop by SIGTERM is fine */
+    int stop_signal;      /* SIGTERM, or SIGINT for a Win32 twin */
     bool reaped;          /* it has exited and been waited for */
     int wait_status;      /* then waitpid()'s status (WIFEXITED...) */
 };
@@ -49,7 +54,8 @@ struct server {
 enum outcome server_start(struct server *s, const struct server_spec *spec,
                           char *why, size_t why_len);
 
-/* SIGTERM, then waits up to 10 s (60 s wrapped); SIGKILL if it hangs.
+/* SIGTERM (a twin: SIGINT), then waits up to 10 s (60 s wrapped);
+ * SIGKILL if it hangs.
  * PASS iff it exited with status 0 (third party: stopped by SIGTERM);
  * s->wait_status then holds the raw status for a caller that wants more.
  * Also kills what it left in its process group (socat's forks). */

@@ -18,6 +18,9 @@
  *   d. no other label ([S9], [S0], [S12], [S4A]) appears in server.c or
  *      in the walkthrough.
  *
+ * A model's Win32 twin, win32.c, when it has one, keeps a, b and d too:
+ * the same skeleton, so that `diff server.c win32.c` shows only the API.
+ *
  * labels_check() works on texts, so the fixture tests below show each rule
  * catching what it should, whatever state the models are in.
  *
@@ -156,25 +159,26 @@ static void check_order(const char *text, const size_t first[LABEL_LAST + 1],
     }
 }
 
-/* a, b and d for server.c. */
-static void check_server(const char *model, const char *text, struct report *r)
+/* a, b and d for server.c, or for its Win32 twin win32.c (file). */
+static void check_server(const char *model, const char *file,
+                         const char *text, struct report *r)
 {
     size_t first[LABEL_LAST + 1], len = strlen(text);
     char where[128];
     const char *open = strstr(text, "/*");
     const char *close = open != NULL ? strstr(open + 2, "*/") : NULL;
 
-    snprintf(where, sizeof(where), "%s/server.c", model);
+    snprintf(where, sizeof(where), "%s/%s", model, file);
     first_labels(text, 0, len, first, where, r);
     if (close == NULL) {
         report_add(r, "%s: no header comment (/* ... */)", where);
         return;
     }
     size_t header_end = (size_t)(close + 2 - text);
-    snprintf(where, sizeof(where), "%s/server.c header comment", model);
+    snprintf(where, sizeof(where), "%s/%s header comment", model, file);
     first_labels(text, (size_t)(open - text), header_end, first, where, NULL);
     check_order(text, first, where, r);
-    snprintf(where, sizeof(where), "%s/server.c code", model);
+    snprintf(where, sizeof(where), "%s/%s code", model, file);
     first_labels(text, header_end, len, first, where, NULL);
     check_order(text, first, where, r);
 }
@@ -202,16 +206,20 @@ static void check_walkthrough(const char *model, const char *text,
     check_order(text, first, where, r);
 }
 
-/* The whole check for one model, given the texts of its server.c and
- * README.md. Returns the number of problems; their descriptions, each
- * naming the file, the label and what is wrong, go into why. */
+/* The whole check for one model, given the texts of its server.c, its
+ * Win32 twin's win32.c (NULL when it has none yet) and README.md. Returns
+ * the number of problems; their descriptions, each naming the file, the
+ * label and what is wrong, go into why. */
 static int labels_check(const char *model, const char *server_c,
-                        const char *readme, char *why, size_t why_len)
+                        const char *win32_c, const char *readme, char *why,
+                        size_t why_len)
 {
     struct report r = {.why = why, .why_len = why_len, .problems = 0};
 
     why[0] = '\0';
-    check_server(model, server_c, &r);
+    check_server(model, "server.c", server_c, &r);
+    if (win32_c != NULL)
+        check_server(model, "win32.c", win32_c, &r);
     check_walkthrough(model, readme, &r);
     return r.problems;
 }
@@ -280,7 +288,8 @@ static char *replaced(const char *text, const char *from, const char *to)
 /* Runs the check on a server.c fixture with the README fixture. */
 static int check_fixture(const char *server_c, char *why)
 {
-    return labels_check("fixture", server_c, fixture_readme, why, WHY_MAX);
+    return labels_check("fixture", server_c, NULL, fixture_readme, why,
+                        WHY_MAX);
 }
 
 START_TEST(test_labels_fixture_correct_passes)
@@ -359,10 +368,12 @@ START_TEST(test_labels_fixture_walkthrough_checked)
     char why[WHY_MAX];
     char *none = replaced(fixture_readme, WALKTHROUGH, "## Tour");
     char *late = replaced(fixture_readme, "[S2] waits", "[S2] waits [S9]");
-    int without = labels_check("fixture", fixture_server, none, why, WHY_MAX);
+    int without =
+        labels_check("fixture", fixture_server, NULL, none, why, WHY_MAX);
 
     ck_assert_str_eq(why, "fixture/README.md: no \"## Walkthrough\" section");
-    int stray = labels_check("fixture", fixture_server, late, why, WHY_MAX);
+    int stray =
+        labels_check("fixture", fixture_server, NULL, late, why, WHY_MAX);
     free(none);
     free(late);
     ck_assert_int_eq(without, 1);
@@ -411,13 +422,17 @@ START_TEST(test_labels_model)
     snprintf(path, sizeof(path), "%s/%s/server.c", source_root, model);
     char *server_c = read_text(path);
     int server_errno = errno;
+    snprintf(path, sizeof(path), "%s/%s/win32.c", source_root, model);
+    char *win32_c = read_text(path); /* a model without a twin yet: NULL */
     snprintf(path, sizeof(path), "%s/%s/README.md", source_root, model);
     char *readme = read_text(path);
     int readme_errno = errno;
     int problems = server_c != NULL && readme != NULL
-                       ? labels_check(model, server_c, readme, why, sizeof(why))
+                       ? labels_check(model, server_c, win32_c, readme, why,
+                                      sizeof(why))
                        : -1;
     free(server_c);
+    free(win32_c);
     free(readme);
     ck_assert_msg(problems != -1,
                   "%s: cannot read server.c (%s) or "
