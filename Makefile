@@ -166,7 +166,8 @@ $(foreach v,$(VARIANTS),$(foreach m,$(MODELS),$(eval $(call server_rules,$(m),$(
 # _WIN32_WINNT 0x0601 (Windows 7): WSAPoll, inet_ntop, CancelIoEx,
 # GetQueuedCompletionStatusEx are declared from Vista on.
 WIN32_CC     := x86_64-w64-mingw32-gcc
-WIN32_CFLAGS := -std=gnu11 $(WARN) -O0 -g3 -Icommon -D_WIN32_WINNT=0x0601
+WIN32_CFLAGS := -std=gnu11 $(WARN) -O0 -g3 -Icommon -D_WIN32_WINNT=0x0601 \
+                -D__USE_MINGW_ANSI_STDIO=1
 WIN32_LIBS   := -lws2_32 -lmswsock
 WIN32_MODELS := $(sort $(patsubst %/win32.c,%,$(wildcard [0-9][0-9]-*/win32.c)))
 WIN32_COMMON := $(foreach f,$(COMMON_SRC),$(if $(wildcard $(f:.c=_win32.c)),$(f:.c=_win32.c),$(f)))

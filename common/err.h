@@ -16,13 +16,13 @@
 #define COMMON_ERR_H
 
 void die(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
+    __attribute__((format(gnu_printf, 1, 2), noreturn));
 void die_code(int err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3), noreturn));
-void warn_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+    __attribute__((format(gnu_printf, 2, 3), noreturn));
+void warn_errno(const char *fmt, ...) __attribute__((format(gnu_printf, 1, 2)));
 void warn_code(int err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+    __attribute__((format(gnu_printf, 2, 3)));
+void warn(const char *fmt, ...) __attribute__((format(gnu_printf, 1, 2)));
 
 /* "EAGAIN: Resource temporarily unavailable" into out; returns out. */
 const char *err_describe(int err, char *out, unsigned long len);
