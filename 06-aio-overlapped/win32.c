@@ -769,19 +769,20 @@ static void conn_close(struct conn *c)
 
 /* [S7] A request in flight must complete before its OVERLAPPED and buffer
  * are freed: the kernel writes into them until then. closesocket() would
- * end it too, but would free the handle while its completion is still to
- * be handled (and a new socket may get the same value). So CancelIoEx:
- * every request on the socket completes at once with
- * WSA_OPERATION_ABORTED (ERROR_OPERATION_ABORTED, 995), and that
- * completion closes its client as usual. Not CancelIo: it cancels only
- * the calling thread's requests, and in wait mode the waiters posted most
- * of them. Linux: aio_cancel answers AIO_NOTCANCELED for a socket read,
- * and shutdown(2) ends it instead (NOTES §7.3). Unlike shutdown(2), a
- * cancel is not sticky: a request posted after it would run on. So
- * stopping is set first, and the cancel is made under c->lock, as every
- * post is: a request is either posted before (and cancelled) or refused.
- * Then we wait for every completion; in callback mode the routines run on
- * main, in this wait, so it is alertable. Then the waiters may go. */
+ * end it too, but would free the handle that WSAGetOverlappedResult still
+ * takes. So CancelIoEx: every request on the socket completes at once
+ * with WSA_OPERATION_ABORTED (ERROR_OPERATION_ABORTED, 995), and that
+ * completion closes its client as usual (Microsoft: a socket whose
+ * requests were cancelled is not to be used again, only closed). Not
+ * CancelIo: it cancels only the calling thread's requests, and in wait
+ * mode the waiters posted most of them. Linux: aio_cancel answers
+ * AIO_NOTCANCELED for a socket read, and shutdown(2) ends it instead
+ * (NOTES §7.3). Unlike shutdown(2), a cancel is not sticky: a request
+ * posted after it would run on. So stopping is set first, and the cancel
+ * is made under c->lock, as every post is: a request is either posted
+ * before (and cancelled) or refused. Then we wait for every completion;
+ * in callback mode the routines run on main, in this wait, so it is
+ * alertable. Then the waiters may go. */
 static void shutdown_all(void)
 {
     long long deadline = clock_ms() + SHUTDOWN_WAIT_MS;
@@ -842,7 +843,7 @@ static void shutdown_all(void)
 /* Wakes every waiter (each sees stopping and its empty group, and
  * returns) and waits for each thread's end. Not before every client is
  * gone: Windows cancels the requests a thread posted when that thread
- * exits (WSARecv's documentation), as io_uring does (NOTES §7.4). One
+ * exits (WSASend's documentation), as io_uring does (NOTES §7.4). One
  * WaitForSingleObject each: WaitForMultipleObjects has the 64 limit too. */
 static void stop_waiters(void)
 {
