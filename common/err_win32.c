@@ -19,64 +19,78 @@
 
 #include "log.h"
 
-/* The names FormatMessage does not give: the codes a server meets. */
+/* The codes a server meets, by name (FormatMessage gives no names) and
+ * with a short text for when FormatMessage has none: Wine's has none for
+ * most WSA codes. */
 static const struct {
     int code;
     const char *name;
+    const char *text;
 } names[] = {
-    {WSAEINTR, "WSAEINTR"},
-    {WSAEBADF, "WSAEBADF"},
-    {WSAEACCES, "WSAEACCES"},
-    {WSAEFAULT, "WSAEFAULT"},
-    {WSAEINVAL, "WSAEINVAL"},
-    {WSAEMFILE, "WSAEMFILE"},
-    {WSAEWOULDBLOCK, "WSAEWOULDBLOCK"},
-    {WSAEINPROGRESS, "WSAEINPROGRESS"},
-    {WSAEALREADY, "WSAEALREADY"},
-    {WSAENOTSOCK, "WSAENOTSOCK"},
-    {WSAEMSGSIZE, "WSAEMSGSIZE"},
-    {WSAEAFNOSUPPORT, "WSAEAFNOSUPPORT"},
-    {WSAEADDRINUSE, "WSAEADDRINUSE"},
-    {WSAEADDRNOTAVAIL, "WSAEADDRNOTAVAIL"},
-    {WSAENETDOWN, "WSAENETDOWN"},
-    {WSAENETUNREACH, "WSAENETUNREACH"},
-    {WSAENETRESET, "WSAENETRESET"},
-    {WSAECONNABORTED, "WSAECONNABORTED"},
-    {WSAECONNRESET, "WSAECONNRESET"},
-    {WSAENOBUFS, "WSAENOBUFS"},
-    {WSAEISCONN, "WSAEISCONN"},
-    {WSAENOTCONN, "WSAENOTCONN"},
-    {WSAESHUTDOWN, "WSAESHUTDOWN"},
-    {WSAETIMEDOUT, "WSAETIMEDOUT"},
-    {WSAECONNREFUSED, "WSAECONNREFUSED"},
-    {WSAEHOSTUNREACH, "WSAEHOSTUNREACH"},
-    {WSASYSNOTREADY, "WSASYSNOTREADY"},
-    {WSAVERNOTSUPPORTED, "WSAVERNOTSUPPORTED"},
-    {WSANOTINITIALISED, "WSANOTINITIALISED"},
-    {WSAHOST_NOT_FOUND, "WSAHOST_NOT_FOUND"},
-    {WSA_IO_PENDING, "WSA_IO_PENDING"},
-    {WSA_IO_INCOMPLETE, "WSA_IO_INCOMPLETE"},
-    {WSA_OPERATION_ABORTED, "WSA_OPERATION_ABORTED"},
-    {ERROR_ACCESS_DENIED, "ERROR_ACCESS_DENIED"},
-    {ERROR_INVALID_HANDLE, "ERROR_INVALID_HANDLE"},
-    {ERROR_NOT_ENOUGH_MEMORY, "ERROR_NOT_ENOUGH_MEMORY"},
-    {ERROR_NETNAME_DELETED, "ERROR_NETNAME_DELETED"},
-    {ERROR_INVALID_PARAMETER, "ERROR_INVALID_PARAMETER"},
-    {WAIT_TIMEOUT, "WAIT_TIMEOUT"},
-    {ERROR_ABANDONED_WAIT_0, "ERROR_ABANDONED_WAIT_0"},
-    {ERROR_NOT_FOUND, "ERROR_NOT_FOUND"},
-    {ERROR_CONNECTION_ABORTED, "ERROR_CONNECTION_ABORTED"},
-    {ERROR_INVALID_WINDOW_HANDLE, "ERROR_INVALID_WINDOW_HANDLE"},
+    {WSAEINTR, "WSAEINTR", "Interrupted function call"},
+    {WSAEBADF, "WSAEBADF", "File handle is not valid"},
+    {WSAEACCES, "WSAEACCES", "Permission denied"},
+    {WSAEFAULT, "WSAEFAULT", "Bad address"},
+    {WSAEINVAL, "WSAEINVAL", "Invalid argument"},
+    {WSAEMFILE, "WSAEMFILE", "Too many open sockets"},
+    {WSAEWOULDBLOCK, "WSAEWOULDBLOCK", "Resource temporarily unavailable"},
+    {WSAEINPROGRESS, "WSAEINPROGRESS", "Operation now in progress"},
+    {WSAEALREADY, "WSAEALREADY", "Operation already in progress"},
+    {WSAENOTSOCK, "WSAENOTSOCK", "Socket operation on nonsocket"},
+    {WSAEMSGSIZE, "WSAEMSGSIZE", "Message too long"},
+    {WSAEAFNOSUPPORT, "WSAEAFNOSUPPORT",
+     "Address family not supported by protocol family"},
+    {WSAEADDRINUSE, "WSAEADDRINUSE", "Address already in use"},
+    {WSAEADDRNOTAVAIL, "WSAEADDRNOTAVAIL", "Cannot assign requested address"},
+    {WSAENETDOWN, "WSAENETDOWN", "Network is down"},
+    {WSAENETUNREACH, "WSAENETUNREACH", "Network is unreachable"},
+    {WSAENETRESET, "WSAENETRESET", "Network dropped connection on reset"},
+    {WSAECONNABORTED, "WSAECONNABORTED", "Software caused connection abort"},
+    {WSAECONNRESET, "WSAECONNRESET", "Connection reset by peer"},
+    {WSAENOBUFS, "WSAENOBUFS", "No buffer space available"},
+    {WSAEISCONN, "WSAEISCONN", "Socket is already connected"},
+    {WSAENOTCONN, "WSAENOTCONN", "Socket is not connected"},
+    {WSAESHUTDOWN, "WSAESHUTDOWN", "Cannot send after socket shutdown"},
+    {WSAETIMEDOUT, "WSAETIMEDOUT", "Connection timed out"},
+    {WSAECONNREFUSED, "WSAECONNREFUSED", "Connection refused"},
+    {WSAEHOSTUNREACH, "WSAEHOSTUNREACH", "No route to host"},
+    {WSASYSNOTREADY, "WSASYSNOTREADY", "Network subsystem is unavailable"},
+    {WSAVERNOTSUPPORTED, "WSAVERNOTSUPPORTED", "Winsock version out of range"},
+    {WSANOTINITIALISED, "WSANOTINITIALISED", "WSAStartup has not been called"},
+    {WSAHOST_NOT_FOUND, "WSAHOST_NOT_FOUND", "Host not found"},
+    {WSA_IO_PENDING, "WSA_IO_PENDING",
+     "Overlapped operations will complete later"},
+    {WSA_IO_INCOMPLETE, "WSA_IO_INCOMPLETE",
+     "Overlapped I/O event object not in signaled state"},
+    {WSA_OPERATION_ABORTED, "WSA_OPERATION_ABORTED",
+     "The I/O operation has been aborted"},
+    {ERROR_ACCESS_DENIED, "ERROR_ACCESS_DENIED", "Access is denied"},
+    {ERROR_INVALID_HANDLE, "ERROR_INVALID_HANDLE", "The handle is invalid"},
+    {ERROR_NOT_ENOUGH_MEMORY, "ERROR_NOT_ENOUGH_MEMORY", "Not enough memory"},
+    {ERROR_NETNAME_DELETED, "ERROR_NETNAME_DELETED",
+     "The specified network name is no longer available"},
+    {ERROR_INVALID_PARAMETER, "ERROR_INVALID_PARAMETER",
+     "The parameter is incorrect"},
+    {WAIT_TIMEOUT, "WAIT_TIMEOUT", "The wait operation timed out"},
+    {ERROR_ABANDONED_WAIT_0, "ERROR_ABANDONED_WAIT_0",
+     "The I/O completion port was closed"},
+    {ERROR_NOT_FOUND, "ERROR_NOT_FOUND", "Element not found"},
+    {ERROR_CONNECTION_ABORTED, "ERROR_CONNECTION_ABORTED",
+     "The connection was aborted by the local system"},
+    {ERROR_INVALID_WINDOW_HANDLE, "ERROR_INVALID_WINDOW_HANDLE",
+     "Invalid window handle"},
 };
 
 const char *err_describe(int err, char *out, unsigned long len)
 {
     char text[256], number[24];
-    const char *name = NULL;
+    const char *name = NULL, *fallback = "(no description)";
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (names[i].code == err)
+        if (names[i].code == err) {
             name = names[i].name;
+            fallback = names[i].text;
+        }
     if (name == NULL) {
         snprintf(number, sizeof(number), "error %d", err);
         name = number;
@@ -89,7 +103,7 @@ const char *err_describe(int err, char *out, unsigned long len)
                      text[n - 1] == ' ' || text[n - 1] == '.'))
         n--;  /* it ends in ".\r\n"; our lines end with the text */
     text[n] = '\0';
-    snprintf(out, len, "%s: %s", name, n > 0 ? text : "(no description)");
+    snprintf(out, len, "%s: %s", name, n > 0 ? text : fallback);
     return out;
 }
 
