@@ -161,7 +161,7 @@ $(foreach v,$(VARIANTS),$(foreach m,$(MODELS),$(eval $(call server_rules,$(m),$(
 
 # ---------------------------------------------------------------- Win32 twins
 # NN-model/win32.c -> build/win32/NN-model/win32.exe, with mingw-w64 and the
-# Win32 side of common/: X_win32.c where there is one (net, err, sig,
+# Win32 side of common/: X_win32.c where there is one (net, err_text, sig,
 # clock), else the plain-C X.c (options, the echo buffer, stats, log).
 # _WIN32_WINNT 0x0601 (Windows 7): WSAPoll, inet_ntop, CancelIoEx,
 # GetQueuedCompletionStatusEx are declared from Vista on.

@@ -1,23 +1,20 @@
-/* err_win32.c - err.h for the Win32 twins.
+/* err_text_win32.c - the platform half of err.h for the Win32 twins.
  *
- * The same functions, in Windows' error convention: a failed call leaves
- * its reason in GetLastError() (WSAGetLastError() for Winsock, the same
- * per-thread value), not in errno, so die() and warn_errno() read that.
+ * Windows' error convention: a failed call leaves its reason in
+ * GetLastError() (WSAGetLastError() for Winsock, the same per-thread
+ * value), not in errno, so that is what die() and warn_errno() report.
  * die_code() takes a code a call returned (WSAStartup) or reported
  * (GetQueuedCompletionStatus's error for one I/O). Messages read as on
  * Linux, name first:
- *     [select] bind: WSAEADDRINUSE: Only one usage of each socket address ...
+ *     [select] bind: WSAEADDRINUSE: Address already in use
  */
 #include "err.h"
 
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <winsock2.h>  /* before windows.h: the WSA codes */
 #include <windows.h>
 
-#include "log.h"
 
 /* The codes a server meets, by name (FormatMessage gives no names) and
  * with a short text for when FormatMessage has none: Wine's has none for
@@ -107,66 +104,6 @@ const char *err_describe(int err, char *out, unsigned long len)
     return out;
 }
 
-/* ": NAME: description" for err, or "" for err == 0. */
-static void write_with_code(int err, const char *fmt, va_list ap)
-{
-    char described[300], suffix[308];
+int err_last(void) { return (int)GetLastError(); }
 
-    if (err == 0) {
-        log_vwrite(NULL, fmt, ap);
-        return;
-    }
-    snprintf(suffix, sizeof(suffix), ": %s",
-             err_describe(err, described, sizeof(described)));
-    log_vwrite(suffix, fmt, ap);
-}
-
-void die(const char *fmt, ...)
-{
-    int err = (int)GetLastError();
-    va_list ap;
-
-    va_start(ap, fmt);
-    write_with_code(err, fmt, ap);
-    va_end(ap);
-    exit(EXIT_FAILURE);
-}
-
-void die_code(int err, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    write_with_code(err, fmt, ap);
-    va_end(ap);
-    exit(EXIT_FAILURE);
-}
-
-void warn_errno(const char *fmt, ...)
-{
-    int err = (int)GetLastError();
-    va_list ap;
-
-    va_start(ap, fmt);
-    write_with_code(err, fmt, ap);
-    va_end(ap);
-    SetLastError((DWORD)err);
-}
-
-void warn_code(int err, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    write_with_code(err, fmt, ap);
-    va_end(ap);
-}
-
-void warn(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    log_vwrite(NULL, fmt, ap);
-    va_end(ap);
-}
+void err_set_last(int err) { SetLastError((DWORD)err); }
