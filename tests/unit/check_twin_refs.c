@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <glob.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,38 +32,13 @@
 #include <unistd.h>
 
 #include "runner/paths.h"
+#include "unit/text.h"
 
-#define TEXT_MAX    (1024 * 1024)
 #define WHY_MAX     4096
 #define LINE_MAX_   1024
 #define SECTION     "## 4."
 #define TWIN_SUFFIX "/win32.c:"
 #define TWINS_MAX   16
-
-/* The problems found so far, "; "-separated, in the caller's buffer. */
-struct report {
-    char *why;
-    size_t why_len;
-    int problems;
-};
-
-static void report_add(struct report *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void report_add(struct report *r, const char *fmt, ...)
-{
-    size_t used = strlen(r->why);
-    va_list ap;
-
-    if (r->problems++ > 0 && used + 2 < r->why_len) {
-        memcpy(r->why + used, "; ", 3);
-        used += 2;
-    }
-    va_start(ap, fmt);
-    if (used + 1 < r->why_len)
-        vsnprintf(r->why + used, r->why_len - used, fmt, ap);
-    va_end(ap);
-}
 
 /* Line `wanted` (1-based) of the file into out; false if there is none. */
 static bool read_line(const char *path, long wanted, char *out, size_t len)
@@ -205,27 +179,6 @@ static int refs_check(const char *notes, const char *root, char seen[][64],
         row += len + (row[len] == '\n');
     }
     return r.problems;
-}
-
-/* The whole file as a string (malloc'd), or NULL with errno. */
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "re");
-    char *text = f != NULL ? malloc(TEXT_MAX + 1) : NULL;
-    size_t n = text != NULL ? fread(text, 1, TEXT_MAX + 1, f) : 0;
-    int saved = errno;
-
-    if (f != NULL && (ferror(f) || n > TEXT_MAX)) {
-        saved = n > TEXT_MAX ? EFBIG : EIO;
-        free(text);
-        text = NULL;
-    }
-    if (f != NULL)
-        fclose(f);
-    if (text != NULL)
-        text[n] = '\0';
-    errno = saved;
-    return text;
 }
 
 /* b: a number that went stale is caught, and the message says where the
