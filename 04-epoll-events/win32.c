@@ -113,7 +113,7 @@ static int group_count;
 static struct conn *clients;    /* every open client, for shutdown */
 static bool listen_armed;       /* FD_ACCEPT will come: the last one was
                                    answered with accept() */
-static long long accept_paused_until; /* out of sockets: clock_ms() to resume */
+static long long accept_paused_until; /* EMFILE: clock_ms() to resume, or 0 */
 
 static void setup_events(void);
 static void setup_stop(void);
@@ -346,8 +346,9 @@ static bool on_event(struct conn *c)
     log_trace("event fd=%llu events=%#lx", (unsigned long long)c->fd,
               (unsigned long)events);
     /* An error comes per event bit (iErrorCode[FD_*_BIT]), not per socket
-     * (Linux: EPOLLERR, then SO_ERROR). A reset is FD_CLOSE with
-     * WSAECONNRESET or WSAECONNABORTED. */
+     * (Linux: EPOLLERR, then SO_ERROR). On Windows a reset is FD_CLOSE
+     * with WSAECONNRESET or WSAECONNABORTED; Wine 8 reports it as a plain
+     * FD_CLOSE, and recv() then returns 0: it reads as a FIN (README). */
     int err = (events & FD_CLOSE) ? ne.iErrorCode[FD_CLOSE_BIT] : 0;
     if (err == 0 && (events & FD_READ))
         err = ne.iErrorCode[FD_READ_BIT];
