@@ -420,10 +420,11 @@ static void on_stop(void *arg)
 }
 
 /* [S7] Makes every blocked call return, measured under Wine 8.0:
- *  - accept(): closesocket() the listener. shutdown() on a listening socket
- *    fails with WSAENOTCONN and leaves accept() blocked, on Windows as under
- *    Wine; closesocket() makes it fail at once. (Linux is the other way
- *    round: shutdown() wakes accept(), close() does not.)
+ *  - accept(): closesocket() the listener. shutdown() is for a connected
+ *    socket: on a listening one it fails with WSAENOTCONN (Microsoft's
+ *    shutdown page lists that error; Wine does the same) and accept()
+ *    stays blocked. closesocket() makes it fail at once. (Linux is the
+ *    other way round: shutdown() wakes accept(), close() does not.)
  *  - recv()/send() of a client: shutdown(SD_BOTH), then CancelIoEx().
  *    Neither alone is enough: shutdown() does not wake a call already
  *    blocked, but makes every later one fail at once (WSAESHUTDOWN);
