@@ -315,9 +315,11 @@ static void serve_client(struct conn *c)
         if (n == SOCKET_ERROR) {
             int err = WSAGetLastError();
             /* The timeout is WSAETIMEDOUT (Linux: EAGAIN). Microsoft's
-             * documentation: after a timed-out recv the connection "is in
-             * an indeterminate state and should be closed": we close it,
-             * as Linux 01 does. */
+             * setsockopt page: once a send or receive has timed out, the
+             * socket's state is indeterminate and it should not be used
+             * (the operation may be cancelled just as it completes, and
+             * data lost). So we close it, as Linux 01 does; send's
+             * timeout below too. */
             if (err == WSAETIMEDOUT)
                 log_event("fd=%llu idle for %d s: closing",
                           (unsigned long long)c->fd, timeout_seconds);
