@@ -453,7 +453,8 @@ static void stop_blocking_calls(void)
         /* A SOCKET is a kernel handle: CancelIoEx takes it as a HANDLE.
          * NULL: every operation on it, of any thread. ERROR_NOT_FOUND:
          * nothing was blocked. */
-        if (!CancelIoEx((HANDLE)fd, NULL) && GetLastError() != ERROR_NOT_FOUND)
+        if (!CancelIoEx((HANDLE)fd, NULL) &&
+            GetLastError() != ERROR_NOT_FOUND)
             warn_errno("CancelIoEx(fd=%llu)", (unsigned long long)fd);
     }
     LeaveCriticalSection(&table_lock);
@@ -492,8 +493,10 @@ static void shutdown_all(void)
     }
     free(conns);
     DeleteCriticalSection(&table_lock);
-    if (!CloseHandle(free_slots) || !CloseHandle(stop_done))
-        warn_errno("CloseHandle");
+    if (!CloseHandle(free_slots))
+        warn_errno("CloseHandle(free_slots)");
+    if (!CloseHandle(stop_done))
+        warn_errno("CloseHandle(stop_done)");
 }
 
 /* Marks the slot free (or finished, to be waited for) and counts it
