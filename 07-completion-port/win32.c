@@ -1,31 +1,30 @@
-/* 07-completion-port/win32.c - the completion-port model in Win32: worker
- * threads take finished operations off one I/O completion port.
+/* 07-completion-port/win32.c - the completion-port model: worker threads
+ * take finished operations off one shared completion queue. Win32 twin.
  *
- * The notes' last model, in the notes' own calls: server.c's Win32 twin.
- * Nothing here waits for a socket to be *ready*: we post operations
- * (AcceptEx, WSARecv, WSASend) and learn when each one is *done*, from one
- * I/O completion port that -t worker threads share. Each completion brings
- * back the notes' two contexts: the per-socket context (struct conn, the
- * completion key) and the per-I/O context (struct cport_io, around the
- * OVERLAPPED). Both come from fixed-size pools, and a conn goes back to its
- * pool only when its last operation has completed (a reference count).
+ * The notes' last model. Nothing here waits for a socket to be *ready*: we
+ * post operations (accept, recv, send) and learn when each one is *done*,
+ * from one completion queue (Win32's own, which server.c mimics: an I/O
+ * completion port) that -t worker threads share. Each completion brings back
+ * the notes' two contexts: the per-socket context (struct conn, the
+ * completion key) and the per-I/O context (struct cport_io, the OVERLAPPED).
+ * Both come from fixed-size pools, and a conn goes back to its pool only
+ * when its last operation has completed (a reference count).
  *
  *   [S1] setup_port, setup_stop, setup_listener: the port and the pools,
  *        the console handler, the listener; start_workers: -t workers
- *   [S2] worker_main: GetQueuedCompletionStatus takes one completion; its
- *        handler runs
- *   [S3] accepts_top_up keeps --accepts AcceptEx posted; on_accept_complete:
+ *   [S2] worker_main: GetQueuedCompletionStatus takes one; its handler runs
+ *   [S3] accepts_top_up keeps --accepts accepts posted; on_accept_complete:
  *        conn_open associates the socket and posts its one recv
  *   [S4] on_recv_complete: post a send of those bytes (no recv meanwhile)
  *   [S5] on_send_complete: short? send the rest : post the next recv
  *   [S6] 0 bytes, an error or a cancel: conn_done drops the op's reference;
  *        the last reference closes the socket and returns the conn
- *   [S7] Ctrl-C sets main's stop event; shutdown_all cancels everything,
+ *   [S7] Ctrl-C sets main's event; shutdown_all cancels everything,
  *        waits for every completion, posts one quit message per worker
  *
- * Linux: server.c is this program on cport.h, a small completion port on
- * io_uring whose functions mirror these calls one for one (cport_post_recv
- * is WSARecv, cport_get is GetQueuedCompletionStatus): diff the two.
+ * Linux: server.c, this program on cport.h (io_uring), whose functions
+ * mirror these calls one for one (cport_post_recv is WSARecv, cport_get
+ * GetQueuedCompletionStatus): diff -u server.c win32.c shows the API.
  *
  * Try:  make run-win32 M=07 ARGS="-v -t 2"   then: nc 127.0.0.1 9007
  *       make run-win32 M=07 ARGS="-vv -t 4"  which worker ran each completion
@@ -93,14 +92,15 @@ struct cport_io {
     struct cport_handle *handle;        /* posted on this socket */
     struct cport_handle *accept_handle; /* ACCEPT: who gets the new socket */
     SOCKET accept_socket;               /* ACCEPT: AcceptEx's sAcceptSocket */
-    unsigned generation; /* handle->generation when posted */
-    bool in_flight;      /* posted, completion not yet taken */
-    int error;           /* a post that failed at once: see io_posted */
+    unsigned generation;                /* handle->generation when posted */
+    bool in_flight;                     /* posted, completion not yet taken */
+    int error; /* a post that failed at once: see io_posted */
     char addrs[2 * ACCEPT_ADDR_LEN]; /* ACCEPT: local, then peer address */
     HANDLE timer;                    /* TIMER: the timer-queue timer */
 };
 
-/* The notes' fixed-size pool (a free-index stack), as cport.c has it. */
+/* The notes' fixed-size pool (a free-index stack): cport.c's, with a
+ * CRITICAL_SECTION, for both kinds of context. */
 struct cport_pool {
     char *items;      /* capacity items of item_size bytes, zeroed */
     size_t item_size; /* rounded up to 16 */
@@ -111,9 +111,116 @@ struct cport_pool {
     CRITICAL_SECTION lock;
 };
 
+/* Returns 0, or -1 with ERROR_NOT_ENOUGH_MEMORY in GetLastError(). */
+static int cport_pool_init(struct cport_pool *pool, unsigned capacity,
+                           size_t item_size)
+{
+    memset(pool, 0, sizeof(*pool));
+    pool->item_size = (item_size + 15) / 16 * 16;
+    pool->capacity = capacity;
+    pool->items = calloc(capacity, pool->item_size);
+    pool->free_index = calloc(capacity, sizeof(*pool->free_index));
+    pool->busy = calloc(capacity, sizeof(*pool->busy));
+    if (pool->items == NULL || pool->free_index == NULL || pool->busy == NULL) {
+        free(pool->items);
+        free(pool->free_index);
+        free(pool->busy);
+        SetLastError(ERROR_NOT_ENOUGH_MEMORY);
+        return -1;
+    }
+    InitializeCriticalSection(&pool->lock);
+    /* All free; item 0 on top of the stack, so it is handed out first. */
+    for (unsigned i = 0; i < capacity; i++)
+        pool->free_index[i] = capacity - 1 - i;
+    pool->free_count = capacity;
+    return 0;
+}
+
+static void *cport_pool_item(struct cport_pool *pool, unsigned index)
+{
+    assert(index < pool->capacity);
+    return pool->items + (size_t)index * pool->item_size;
+}
+
+static unsigned cport_pool_index(const struct cport_pool *pool,
+                                 const void *item)
+{
+    size_t offset = (size_t)((const char *)item - pool->items);
+    assert(offset % pool->item_size == 0);
+    assert(offset / pool->item_size < pool->capacity);
+    return (unsigned)(offset / pool->item_size);
+}
+
+/* The notes' GetIdleEle: a free item, or NULL when the pool is empty. */
+static void *cport_pool_get(struct cport_pool *pool)
+{
+    void *item = NULL;
+
+    EnterCriticalSection(&pool->lock);
+    if (pool->free_count > 0) {
+        unsigned i = pool->free_index[--pool->free_count];
+        assert(!pool->busy[i]);
+        pool->busy[i] = true;
+        item = cport_pool_item(pool, i);
+    }
+    LeaveCriticalSection(&pool->lock);
+    return item;
+}
+
+/* The notes' BusytoIdle. A double return is a bug: abort with a message. */
+static void cport_pool_put(struct cport_pool *pool, void *item)
+{
+    unsigned i = cport_pool_index(pool, item);
+
+    EnterCriticalSection(&pool->lock);
+    if (!pool->busy[i]) {
+        /* The notes' bug: two threads each decided they were the last to
+         * use this context. A reference count makes it impossible. */
+        warn("cport_pool_put: item %u returned twice (double return)", i);
+        abort();
+    }
+    pool->busy[i] = false;
+    pool->free_index[pool->free_count++] = i;
+    LeaveCriticalSection(&pool->lock);
+}
+
+/* fn on every handed-out item, with the pool locked (none returned
+ * meanwhile: fn must not get from or put to this pool). */
+static void cport_pool_for_each_busy(struct cport_pool *pool,
+                                     void (*fn)(void *item))
+{
+    EnterCriticalSection(&pool->lock);
+    for (unsigned i = 0; i < pool->capacity; i++)
+        if (pool->busy[i])
+            fn(cport_pool_item(pool, i));
+    LeaveCriticalSection(&pool->lock);
+}
+
+/* cleanup (may be NULL) on every item, then frees the pool. Returns how
+ * many items were still handed out (0 after a clean shutdown). */
+static unsigned cport_pool_destroy(struct cport_pool *pool,
+                                   void (*cleanup)(void *item))
+{
+    unsigned busy = 0;
+
+    if (pool->items != NULL && pool->busy != NULL) {
+        for (unsigned i = 0; i < pool->capacity; i++) {
+            busy += pool->busy[i];
+            if (cleanup != NULL)
+                cleanup(cport_pool_item(pool, i));
+        }
+    }
+    DeleteCriticalSection(&pool->lock);
+    free(pool->items);
+    free(pool->free_index);
+    free(pool->busy);
+    memset(pool, 0, sizeof(*pool));
+    return busy;
+}
+
 /* The per-socket context: the completion key. At most one recv or send is
  * in flight on it at a time, with the per-I/O context io (the OVERLAPPED,
- * from io_pool: the same one from the AcceptEx to the last recv). */
+ * from io_pool: the same one from the accept to the last recv). */
 struct conn {
     struct cport_handle handle; /* fd, key (this conn), generation */
     char peer[ADDR_TEXT_MAX];
@@ -133,15 +240,16 @@ static HANDLE port;                  /* the completion port */
 static struct cport_handle listener; /* listen_fd, associated with it */
 static LPFN_ACCEPTEX accept_ex;      /* AcceptEx, asked of the provider */
 static LPFN_GETACCEPTEXSOCKADDRS get_accept_ex_sockaddrs; /* likewise */
-static int listen_family;            /* AcceptEx's sockets must match it */
-static struct cport_pool conn_pool;  /* per-socket contexts: -c of them */
-static struct cport_pool io_pool;    /* per-I/O contexts: one per op */
-static HANDLE *workers;              /* -t of them, all on the port */
-static _Thread_local int worker_id;  /* -vv: which worker ran a handler */
-static atomic_bool stopping;         /* set once, by main, at shutdown */
-static HANDLE stop_event; /* set by the console handler: main's wake-up */
+static int listen_family;           /* AcceptEx's sockets must match it */
+static struct cport_pool conn_pool; /* per-socket contexts: -c of them */
+static struct cport_pool io_pool;   /* per-I/O contexts: one per op */
+static HANDLE *workers;             /* -t of them, all on the port */
+static _Thread_local int worker_id; /* -vv: which worker ran a handler */
+static atomic_bool stopping;        /* set once, by main, at shutdown */
+static HANDLE stop_event;     /* set by the console handler: main's wake-up */
 static atomic_uint in_flight; /* posted, completion not yet taken */
-static HANDLE idle_event; /* shutdown: set when in_flight drops to 0 */
+static HANDLE idle_event;     /* shutdown: set when in_flight drops to 0 */
+static HANDLE timer_queue;    /* the EMFILE pause's timer, and its thread */
 
 /* The accepts in flight (at most --accepts, one reserved conn each), and
  * the pause after EMFILE. All guarded by accept_lock. */
@@ -178,17 +286,7 @@ static void io_posted(struct cport_io *io, void *key, bool ok);
 static void io_taken(struct cport_io *io);
 static bool wait_idle(int timeout_ms);
 static bool accepting(void);
-static int cport_pool_init(struct cport_pool *pool, unsigned capacity,
-                           size_t item_size);
-static void *cport_pool_item(struct cport_pool *pool, unsigned index);
-static unsigned cport_pool_index(const struct cport_pool *pool,
-                                 const void *item);
-static void *cport_pool_get(struct cport_pool *pool);
-static void cport_pool_put(struct cport_pool *pool, void *item);
-static void cport_pool_for_each_busy(struct cport_pool *pool,
-                                     void (*fn)(void *item));
-static unsigned cport_pool_destroy(struct cport_pool *pool,
-                                   void (*cleanup)(void *item));
+static bool accept_exhausted(int error);
 
 static const struct model_opt model_opts[] = {
     {.name = "threads",
@@ -237,9 +335,8 @@ int main(int argc, char **argv)
          * may run on, sched_getaffinity: GetProcessAffinityMask here.) */
         SYSTEM_INFO info;
         GetSystemInfo(&info);
-        threads = info.dwNumberOfProcessors > 0
-                      ? (int)info.dwNumberOfProcessors
-                      : 1;
+        threads =
+            info.dwNumberOfProcessors > 0 ? (int)info.dwNumberOfProcessors : 1;
     }
 
     /* Winsock has no SIGPIPE: a send to a reset peer just fails. This does
@@ -257,8 +354,8 @@ int main(int argc, char **argv)
     listen_fd = setup_listener();
     accepts_top_up();
     /* The notes' main parks in while (1) Sleep(1000); ours sleeps on an
-     * event that the console handler sets. The flag is tested first, so a
-     * Ctrl-C before the wait is not lost (and the event stays set). */
+     * event that the console handler sets. A Ctrl-C between the test and
+     * the wait is not lost: the event stays set until a wait takes it. */
     while (!sig_stop_requested())
         if (WaitForSingleObject(stop_event, INFINITE) == WAIT_FAILED)
             die("WaitForSingleObject(stop)");
@@ -282,14 +379,21 @@ static void setup_port(void)
      * new port on which at most N workers run at once. The kernel enforces
      * it: a worker that blocks lets another one run, and the waiting
      * workers are woken last-in first-out. */
-    port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0,
-                                  (DWORD)threads);
+    port =
+        CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, (DWORD)threads);
     if (port == NULL)
         die("CreateIoCompletionPort");
     /* Auto-reset: each SetEvent wakes one wait_idle, then it is clear. */
     idle_event = CreateEvent(NULL, FALSE, FALSE, NULL);
     if (idle_event == NULL)
         die("CreateEvent(idle)");
+    /* A timer queue of our own, whose thread starts now: once sockets run
+     * out, a new thread may not be had either. (Under Wine, with wineserver
+     * out of descriptors, the default queue, started on first use, failed:
+     * CreateTimerQueueTimer gave ERROR_NOT_ENOUGH_MEMORY.) */
+    timer_queue = CreateTimerQueue();
+    if (timer_queue == NULL)
+        die("CreateTimerQueue");
     InitializeCriticalSection(&accept_lock);
     if (cport_pool_init(&conn_pool, (unsigned)opts.max_clients,
                         sizeof(struct conn)) == -1)
@@ -302,8 +406,8 @@ static void setup_port(void)
         c->handle.key = c; /* an accept's completion finds its conn here */
         InitializeCriticalSection(&c->lock);
     }
-    log_event("port: %u per-I/O contexts, %d workers, %d accepts", ios,
-              threads, accepts_target);
+    log_event("port: %u per-I/O contexts, %d workers, %d accepts", ios, threads,
+              accepts_target);
 }
 
 /* [S1] Ctrl-C (Wine turns SIGINT into one) runs the console control
@@ -331,7 +435,7 @@ static void wake_main(void *arg)
 }
 
 /* [S1] socket/bind/listen, associated with the port, then the one line on
- * stdout (last: a test may count our sockets as soon as it reads it).
+ * stdout (last: a test may count our descriptors as soon as it reads it).
  * Blocking: we never call accept() ourselves; the port does (AcceptEx). */
 static SOCKET setup_listener(void)
 {
@@ -358,8 +462,7 @@ static SOCKET setup_listener(void)
                  NULL) == SOCKET_ERROR)
         die("WSAIoctl(WSAID_GETACCEPTEXSOCKADDRS)");
     /* AcceptEx takes a socket made in advance, of the listener's family. */
-    if (getsockname(fd, (struct sockaddr *)&local, &local_len) ==
-        SOCKET_ERROR)
+    if (getsockname(fd, (struct sockaddr *)&local, &local_len) == SOCKET_ERROR)
         die("getsockname(listener)");
     listen_family = local.ss_family;
     /* Win32: CreateIoCompletionPort(listen socket, port, key, 0): the
@@ -409,8 +512,8 @@ static DWORD WINAPI worker_main(LPVOID arg)
          * and GetLastError() says why (ERROR_NETNAME_DELETED, 64: the peer
          * reset; ERROR_OPERATION_ABORTED: cancelled). FALSE without one:
          * no completion at all (WAIT_TIMEOUT, or the port is gone). */
-        BOOL ok = GetQueuedCompletionStatus(port, &bytes, &key, &ov,
-                                            GET_TIMEOUT_MS);
+        BOOL ok =
+            GetQueuedCompletionStatus(port, &bytes, &key, &ov, GET_TIMEOUT_MS);
         int error = ok ? 0 : (int)GetLastError();
         if (ov == NULL && error == WAIT_TIMEOUT)
             continue; /* nothing finished for a second */
@@ -493,7 +596,7 @@ static bool on_accept_complete(struct conn *c, int error, SOCKET fd)
 {
     accept_finished(error);
     if (error != 0 && error != ERROR_OPERATION_ABORTED &&
-        !net_accept_exhausted(error))
+        !accept_exhausted(error))
         warn_code(error, "accept"); /* transient: carry on */
     if (error != 0 && fd != INVALID_SOCKET)
         closesocket(fd); /* made in advance; no client came for it */
@@ -535,9 +638,8 @@ static bool conn_open(struct conn *c, SOCKET fd)
         warn_errno("setsockopt(SO_OOBINLINE, fd=%d)", (int)fd);
     /* Win32: the peer's address is in AcceptEx's buffer, in the
      * provider's layout: GetAcceptExSockaddrs finds it there. */
-    get_accept_ex_sockaddrs(c->io->addrs, 0, ACCEPT_ADDR_LEN,
-                            ACCEPT_ADDR_LEN, &local, &local_len, &peer,
-                            &peer_len);
+    get_accept_ex_sockaddrs(c->io->addrs, 0, ACCEPT_ADDR_LEN, ACCEPT_ADDR_LEN,
+                            &local, &local_len, &peer, &peer_len);
     if (addr_format(peer, peer_len, c->peer, sizeof(c->peer)) == -1)
         snprintf(c->peer, sizeof(c->peer), "?");
     EnterCriticalSection(&c->lock);
@@ -568,7 +670,7 @@ static bool conn_open(struct conn *c, SOCKET fd)
 static bool conn_post(struct conn *c, enum cport_op op)
 {
     struct cport_io *io; /* c->io: once posted, it may change under us */
-    WSABUF wsabuf; /* on the stack: Winsock copies it (not the bytes) */
+    WSABUF wsabuf;       /* on the stack: Winsock copies it (not the bytes) */
     DWORD flags = 0;
     int rc;
 
@@ -685,7 +787,8 @@ static void conn_close(struct conn *c)
     SOCKET fd = c->handle.fd;
     c->handle.fd = INVALID_SOCKET;
     LeaveCriticalSection(&c->lock);
-    if (fd != INVALID_SOCKET) { /* reserved for an accept that failed */
+    if (fd != INVALID_SOCKET) { /* none: reserved for an accept that did
+                                   not happen */
         if (closesocket(fd) == SOCKET_ERROR)
             warn_errno("closesocket(fd=%d)", (int)fd);
         int now = stats_client_closed(&stats);
@@ -747,6 +850,10 @@ static void shutdown_all(void)
     if (left > 0)
         warn("shutdown: %u contexts were still in use", left);
     DeleteCriticalSection(&accept_lock);
+    /* INVALID_HANDLE_VALUE: once its callbacks have returned (none runs:
+     * the timer's completion, if any, was awaited above). */
+    if (!DeleteTimerQueueEx(timer_queue, INVALID_HANDLE_VALUE))
+        warn_errno("DeleteTimerQueueEx");
     CloseHandle(idle_event);
     CloseHandle(port); /* Win32: CloseHandle(port) */
 }
@@ -783,7 +890,7 @@ static void accept_finished(int error)
 {
     EnterCriticalSection(&accept_lock);
     accepts_posted--;
-    if (net_accept_exhausted(error) && accept_paused_until == 0) {
+    if (accept_exhausted(error) && accept_paused_until == 0) {
         warn_code(error, "accept (pausing %d ms or until a client leaves)",
                   EMFILE_PAUSE_MS);
         accept_paused_until = clock_ms() + EMFILE_PAUSE_MS;
@@ -793,10 +900,14 @@ static void accept_finished(int error)
         pause_timer_posted = true;
         struct cport_io *io = io_get();
         io_start(io, CPORT_TIMER, NULL);
-        /* Win32: a timer-queue timer, once, after EMFILE_PAUSE_MS; its
-         * callback runs on a thread of the system's pool. */
-        if (!CreateTimerQueueTimer(&io->timer, NULL, pause_timer_fired, io,
-                                   EMFILE_PAUSE_MS, 0, WT_EXECUTEONLYONCE))
+        /* Win32: a timer-queue timer, once, after EMFILE_PAUSE_MS. Its
+         * callback runs on the queue's own thread (WT_EXECUTEINTIMERTHREAD;
+         * it only posts), not on a pool thread started when it fires: out
+         * of descriptors, Wine could not start one, and the pause never
+         * ended. */
+        if (!CreateTimerQueueTimer(
+                &io->timer, timer_queue, pause_timer_fired, io, EMFILE_PAUSE_MS,
+                0, WT_EXECUTEONLYONCE | WT_EXECUTEINTIMERTHREAD))
             die("CreateTimerQueueTimer");
     }
     LeaveCriticalSection(&accept_lock);
@@ -817,7 +928,7 @@ static void on_pause_timer(struct cport_io *io)
 {
     /* INVALID_HANDLE_VALUE: return once the callback has returned, so
      * that the timer is gone before its io goes back to the pool. */
-    if (!DeleteTimerQueueTimer(NULL, io->timer, INVALID_HANDLE_VALUE))
+    if (!DeleteTimerQueueTimer(timer_queue, io->timer, INVALID_HANDLE_VALUE))
         warn_errno("DeleteTimerQueueTimer");
     cport_pool_put(&io_pool, io);
     EnterCriticalSection(&accept_lock);
@@ -908,109 +1019,13 @@ static bool accepting(void)
     return accept_paused_until == 0 && !atomic_load(&stopping);
 }
 
-/* ---- the notes' pool: cport.c's, with a CRITICAL_SECTION (cport.c is
- * io_uring code and does not build here). Returns 0, or -1 with
- * ERROR_NOT_ENOUGH_MEMORY in GetLastError(). */
-static int cport_pool_init(struct cport_pool *pool, unsigned capacity,
-                           size_t item_size)
+/* Out of sockets or memory? net_accept_exhausted knows the WSA codes
+ * (WSAEMFILE, WSAENOBUFS: what WSASocket says). A completion's error is
+ * GetLastError()'s, a Win32 code: Wine fails an AcceptEx whose socket it
+ * cannot make with ERROR_TOO_MANY_OPEN_FILES (4). */
+static bool accept_exhausted(int error)
 {
-    memset(pool, 0, sizeof(*pool));
-    InitializeCriticalSection(&pool->lock);
-    pool->item_size = (item_size + 15) / 16 * 16;
-    pool->capacity = capacity;
-    pool->items = calloc(capacity, pool->item_size);
-    pool->free_index = calloc(capacity, sizeof(*pool->free_index));
-    pool->busy = calloc(capacity, sizeof(*pool->busy));
-    if (pool->items == NULL || pool->free_index == NULL || pool->busy == NULL) {
-        cport_pool_destroy(pool, NULL);
-        SetLastError(ERROR_NOT_ENOUGH_MEMORY);
-        return -1;
-    }
-    /* All free; item 0 on top of the stack, so it is handed out first. */
-    for (unsigned i = 0; i < capacity; i++)
-        pool->free_index[i] = capacity - 1 - i;
-    pool->free_count = capacity;
-    return 0;
-}
-
-static void *cport_pool_item(struct cport_pool *pool, unsigned index)
-{
-    assert(index < pool->capacity);
-    return pool->items + (size_t)index * pool->item_size;
-}
-
-static unsigned cport_pool_index(const struct cport_pool *pool,
-                                 const void *item)
-{
-    size_t offset = (size_t)((const char *)item - pool->items);
-    assert(offset % pool->item_size == 0);
-    assert(offset / pool->item_size < pool->capacity);
-    return (unsigned)(offset / pool->item_size);
-}
-
-/* The notes' GetIdleEle: a free item, or NULL when the pool is empty. */
-static void *cport_pool_get(struct cport_pool *pool)
-{
-    void *item = NULL;
-
-    EnterCriticalSection(&pool->lock);
-    if (pool->free_count > 0) {
-        unsigned i = pool->free_index[--pool->free_count];
-        assert(!pool->busy[i]);
-        pool->busy[i] = true;
-        item = cport_pool_item(pool, i);
-    }
-    LeaveCriticalSection(&pool->lock);
-    return item;
-}
-
-/* The notes' BusytoIdle. A double return is a bug: abort with a message. */
-static void cport_pool_put(struct cport_pool *pool, void *item)
-{
-    unsigned i = cport_pool_index(pool, item);
-
-    EnterCriticalSection(&pool->lock);
-    if (!pool->busy[i]) {
-        /* The notes' bug: two threads each decided they were the last to
-         * use this context. A reference count makes it impossible. */
-        warn("cport_pool_put: item %u returned twice (double return)", i);
-        abort();
-    }
-    pool->busy[i] = false;
-    pool->free_index[pool->free_count++] = i;
-    LeaveCriticalSection(&pool->lock);
-}
-
-/* fn on every handed-out item, with the pool locked (none returned
- * meanwhile: fn must not get from or put to this pool). */
-static void cport_pool_for_each_busy(struct cport_pool *pool,
-                                     void (*fn)(void *item))
-{
-    EnterCriticalSection(&pool->lock);
-    for (unsigned i = 0; i < pool->capacity; i++)
-        if (pool->busy[i])
-            fn(cport_pool_item(pool, i));
-    LeaveCriticalSection(&pool->lock);
-}
-
-/* cleanup (may be NULL) on every item, then frees the pool. Returns how
- * many items were still handed out (0 after a clean shutdown). */
-static unsigned cport_pool_destroy(struct cport_pool *pool,
-                                   void (*cleanup)(void *item))
-{
-    unsigned busy = 0;
-
-    if (pool->items != NULL && pool->busy != NULL) {
-        for (unsigned i = 0; i < pool->capacity; i++) {
-            busy += pool->busy[i];
-            if (cleanup != NULL)
-                cleanup(cport_pool_item(pool, i));
-        }
-    }
-    DeleteCriticalSection(&pool->lock);
-    free(pool->items);
-    free(pool->free_index);
-    free(pool->busy);
-    memset(pool, 0, sizeof(*pool));
-    return busy;
+    return net_accept_exhausted(error) || error == ERROR_TOO_MANY_OPEN_FILES ||
+           error == ERROR_NO_SYSTEM_RESOURCES ||
+           error == ERROR_NOT_ENOUGH_MEMORY;
 }
