@@ -77,8 +77,8 @@ enum cport_op {
 
 /* A socket associated with the port, and the key its completions carry. */
 struct cport_handle {
-    SOCKET fd; /* a handle; its value fits 32 bits (Windows' rule for 32-
-                  and 64-bit processes), so the logs print fd=%d */
+    SOCKET fd; /* a handle, 64 bits wide: the logs print it whole,
+                  fd=%llu, as every twin does */
     void *key;
     unsigned generation; /* bumped by each association: a new life */
 };
@@ -286,7 +286,6 @@ static void io_posted(struct cport_io *io, void *key, bool ok);
 static void io_taken(struct cport_io *io);
 static bool wait_idle(int timeout_ms);
 static bool accepting(void);
-static bool accept_exhausted(int error);
 
 static const struct model_opt model_opts[] = {
     {.name = "threads",
@@ -596,7 +595,7 @@ static bool on_accept_complete(struct conn *c, int error, SOCKET fd)
 {
     accept_finished(error);
     if (error != 0 && error != ERROR_OPERATION_ABORTED &&
-        !accept_exhausted(error))
+        !net_accept_exhausted(error))
         warn_code(error, "accept"); /* transient: carry on */
     if (error != 0 && fd != INVALID_SOCKET)
         closesocket(fd); /* made in advance; no client came for it */
@@ -619,7 +618,7 @@ static bool conn_open(struct conn *c, SOCKET fd)
     int local_len, peer_len;
 
     if (c->echo.data == NULL && buf_init(&c->echo, BUF_DEFAULT_CAP) == -1) {
-        warn("accept fd=%d: no memory, closing", (int)fd);
+        warn("accept fd=%llu: no memory, closing", (unsigned long long)fd);
         closesocket(fd);
         return false;
     }
@@ -629,13 +628,14 @@ static bool conn_open(struct conn *c, SOCKET fd)
     if (setsockopt(fd, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT,
                    (const char *)&listen_fd,
                    sizeof(listen_fd)) == SOCKET_ERROR) {
-        warn_errno("setsockopt(SO_UPDATE_ACCEPT_CONTEXT, fd=%d)", (int)fd);
+        warn_errno("setsockopt(SO_UPDATE_ACCEPT_CONTEXT, fd=%llu)",
+                   (unsigned long long)fd);
         closesocket(fd);
         return false;
     }
     /* An urgent byte stays in line and is echoed like the rest. */
     if (net_set_oobinline(fd) == -1)
-        warn_errno("setsockopt(SO_OOBINLINE, fd=%d)", (int)fd);
+        warn_errno("setsockopt(SO_OOBINLINE, fd=%llu)", (unsigned long long)fd);
     /* Win32: the peer's address is in AcceptEx's buffer, in the
      * provider's layout: GetAcceptExSockaddrs finds it there. */
     get_accept_ex_sockaddrs(c->io->addrs, 0, ACCEPT_ADDR_LEN, ACCEPT_ADDR_LEN,
@@ -654,12 +654,14 @@ static bool conn_open(struct conn *c, SOCKET fd)
     LeaveCriticalSection(&c->lock);
     if (!associated) {
         if (!late)
-            warn_errno("CreateIoCompletionPort(fd=%d)", (int)fd);
+            warn_errno("CreateIoCompletionPort(fd=%llu)",
+                       (unsigned long long)fd);
         closesocket(fd); /* shutdown has begun: too late for this one */
         return false;
     }
     int now = stats_client_opened(&stats);
-    log_event("accept fd=%d peer=%s clients=%d", (int)fd, c->peer, now);
+    log_event("accept fd=%llu peer=%s clients=%d", (unsigned long long)fd,
+              c->peer, now);
     return conn_post(c, CPORT_RECV);
 }
 
@@ -709,8 +711,8 @@ static bool on_recv_complete(struct conn *c, int error, DWORD bytes)
         conn_done(c, "recv", error);
         return false;
     }
-    log_trace("recv fd=%d %lu bytes (worker %d)", (int)c->handle.fd, bytes,
-              worker_id);
+    log_trace("recv fd=%llu %lu bytes (worker %d)",
+              (unsigned long long)c->handle.fd, bytes, worker_id);
     buf_commit(&c->echo, bytes);
     /* From conn_post on, another worker may own c->io and c->echo. */
     if (!conn_post(c, CPORT_SEND)) {
@@ -731,12 +733,13 @@ static bool on_send_complete(struct conn *c, int error, DWORD bytes)
         conn_done(c, "send", error);
         return false;
     }
-    log_trace("send fd=%d %lu bytes (worker %d)", (int)c->handle.fd, bytes,
-              worker_id);
+    log_trace("send fd=%llu %lu bytes (worker %d)",
+              (unsigned long long)c->handle.fd, bytes, worker_id);
     stats_echoed(&stats, bytes);
     buf_consume(&c->echo, bytes);
     if (!buf_empty(&c->echo))
-        log_trace("short send fd=%d: %lu bytes to go", (int)c->handle.fd,
+        log_trace("short send fd=%llu: %lu bytes to go",
+                  (unsigned long long)c->handle.fd,
                   (unsigned long)buf_len(&c->echo));
     if (!conn_post(c, buf_empty(&c->echo) ? CPORT_RECV : CPORT_SEND)) {
         conn_done(c, "send", ERROR_OPERATION_ABORTED);
@@ -754,10 +757,11 @@ static void conn_done(struct conn *c, const char *what, int error)
     char why[300];
 
     if (error == 0)
-        log_event("%s fd=%d: the client left", what, (int)c->handle.fd);
+        log_event("%s fd=%llu: the client left", what,
+                  (unsigned long long)c->handle.fd);
     else if (error != ERROR_OPERATION_ABORTED) /* the notes' error 64,
                          ERROR_NETNAME_DELETED: the peer vanished */
-        log_event("%s fd=%d: %s", what, (int)c->handle.fd,
+        log_event("%s fd=%llu: %s", what, (unsigned long long)c->handle.fd,
                   err_describe(error, why, sizeof(why)));
     cport_pool_put(&io_pool, c->io);
     c->io = NULL; /* from here on, nothing is in flight on c */
@@ -790,9 +794,10 @@ static void conn_close(struct conn *c)
     if (fd != INVALID_SOCKET) { /* none: reserved for an accept that did
                                    not happen */
         if (closesocket(fd) == SOCKET_ERROR)
-            warn_errno("closesocket(fd=%d)", (int)fd);
+            warn_errno("closesocket(fd=%llu)", (unsigned long long)fd);
         int now = stats_client_closed(&stats);
-        log_event("close fd=%d peer=%s clients=%d", (int)fd, c->peer, now);
+        log_event("close fd=%llu peer=%s clients=%d", (unsigned long long)fd,
+                  c->peer, now);
     }
     c->echo.len = 0; /* a reset client may leave unsent bytes behind */
     cport_pool_put(&conn_pool, c);
@@ -876,7 +881,7 @@ static void conn_cancel(void *item)
          * handler of its completion will see closing and post nothing. */
         if (!CancelIoEx((HANDLE)c->handle.fd, NULL) &&
             GetLastError() != ERROR_NOT_FOUND)
-            die("CancelIoEx(fd=%d)", (int)c->handle.fd);
+            die("CancelIoEx(fd=%llu)", (unsigned long long)c->handle.fd);
     }
     LeaveCriticalSection(&c->lock);
 }
@@ -890,7 +895,7 @@ static void accept_finished(int error)
 {
     EnterCriticalSection(&accept_lock);
     accepts_posted--;
-    if (accept_exhausted(error) && accept_paused_until == 0) {
+    if (net_accept_exhausted(error) && accept_paused_until == 0) {
         warn_code(error, "accept (pausing %d ms or until a client leaves)",
                   EMFILE_PAUSE_MS);
         accept_paused_until = clock_ms() + EMFILE_PAUSE_MS;
@@ -1017,15 +1022,4 @@ static bool accepting(void)
     if (accept_paused_until != 0 && clock_ms() >= accept_paused_until)
         accept_paused_until = 0; /* the pause is over: try again */
     return accept_paused_until == 0 && !atomic_load(&stopping);
-}
-
-/* Out of sockets or memory? net_accept_exhausted knows the WSA codes
- * (WSAEMFILE, WSAENOBUFS: what WSASocket says). A completion's error is
- * GetLastError()'s, a Win32 code: Wine fails an AcceptEx whose socket it
- * cannot make with ERROR_TOO_MANY_OPEN_FILES (4). */
-static bool accept_exhausted(int error)
-{
-    return net_accept_exhausted(error) || error == ERROR_TOO_MANY_OPEN_FILES ||
-           error == ERROR_NO_SYSTEM_RESOURCES ||
-           error == ERROR_NOT_ENOUGH_MEMORY;
 }

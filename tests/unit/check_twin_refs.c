@@ -7,7 +7,8 @@
  *
  *   a. the file exists and has that line;
  *   b. the line names one of the identifiers written in backquotes in the
- *      row's first cell (its Win32 names: `select`, `WSAPoll`, ...);
+ *      row's first cell (its Win32 names: `select`, `WSAPoll`, ...), case
+ *      and underscores aside (a pointer accept_ex names AcceptEx);
  *   c. every twin in the repository (NN-*\/win32.c) is pointed at at least
  *      once.
  *
@@ -109,6 +110,19 @@ static size_t row_names(const char *row, size_t row_len, char names[][64],
     return n;
 }
 
+/* text without '_', lower case, into out: a twin that calls AcceptEx
+ * through a pointer named accept_ex still names it. */
+static char *fold(const char *text, char *out, size_t len)
+{
+    size_t n = 0;
+
+    for (; *text != '\0' && n + 1 < len; text++)
+        if (*text != '_')
+            out[n++] = (char)tolower((unsigned char)*text);
+    out[n] = '\0';
+    return out;
+}
+
 /* Checks one pointer "DIR/win32.c:LINE" at ref in row. */
 static void check_ref(const char *root, const char *row, size_t row_len,
                       const char *ref, struct report *r, char seen[][64],
@@ -131,8 +145,11 @@ static void check_ref(const char *root, const char *row, size_t row_len,
         return;
     }
     size_t n = row_names(row, row_len, names, 16);
+    char folded_line[LINE_MAX_], folded_name[64];
+    fold(line, folded_line, sizeof(folded_line));
     for (size_t i = 0; i < n; i++)
-        if (strstr(line, names[i]) != NULL)
+        if (strstr(folded_line, fold(names[i], folded_name,
+                                     sizeof(folded_name))) != NULL)
             return;
     long now = n > 0 ? find_word(path, names[0]) : 0;
     if (now > 0)
