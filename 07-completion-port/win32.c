@@ -351,7 +351,6 @@ int main(int argc, char **argv)
      * test counts ours as soon as it reads the "listening on" line. */
     start_workers();
     listen_fd = setup_listener();
-    accepts_top_up();
     /* The notes' main parks in while (1) Sleep(1000); ours sleeps on an
      * event that the console handler sets. A Ctrl-C between the test and
      * the wait is not lost: the event stays set until a wait takes it. */
@@ -471,6 +470,11 @@ static SOCKET setup_listener(void)
         die("CreateIoCompletionPort(listener)");
     listener.fd = fd;
     listener.key = &listener;
+    /* The K AcceptEx go out before the line (server.c: after it). Each
+     * holds a socket made in advance, and the line says "ready": a test
+     * counts the server's sockets from the moment it reads it. */
+    listen_fd = fd;
+    accepts_top_up();
     if (net_announce(fd) == -1)
         die("announce");
     return fd;
