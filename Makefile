@@ -161,7 +161,7 @@ $(foreach v,$(VARIANTS),$(foreach m,$(MODELS),$(eval $(call server_rules,$(m),$(
 
 # ---------------------------------------------------------------- Win32 twins
 # NN-model/win32.c -> build/win32/NN-model/win32.exe, with mingw-w64 and the
-# Win32 side of common/: X_win32.c where there is one (net, err, sig,
+# Win32 side of common/: X_win32.c where there is one (net, err_text, sig,
 # clock), else the plain-C X.c (options, the echo buffer, stats, log).
 # _WIN32_WINNT 0x0601 (Windows 7): WSAPoll, inet_ntop, CancelIoEx,
 # GetQueuedCompletionStatusEx are declared from Vista on.
@@ -232,9 +232,10 @@ win32: $(WIN32_EXES)
 
 # The runner with --win32: the rows NN/win32, each twin started under wine
 # and stopped with SIGINT (Wine's Ctrl-C). wineserver -k runs even when a
-# test fails, and the exit status is the runner's.
+# test fails, and the exit status is the runner's. `wineserver -p` fails
+# (exit 2) when one already runs for this prefix: that one will do.
 test-win32: deps-test build-debug win32 build/wine/system.reg
-	$(WINE_ENV) wineserver -p
+	@$(WINE_ENV) wineserver -p 2>/dev/null || true
 	$(WINE_ENV) tests/check --win32 $(MODEL); status=$$?; \
 	$(WINE_ENV) wineserver -k; exit $$status
 
@@ -242,7 +243,7 @@ test-win32: deps-test build-debug win32 build/wine/system.reg
 run-win32: win32 build/wine/system.reg
 	@exe=$$(ls build/win32/$(M)*/win32.exe 2>/dev/null | head -n1); \
 	[ -n "$$exe" ] || { echo "make run-win32: no twin matches M=$(M)" >&2; exit 2; }; \
-	$(WINE_ENV) wineserver -p; \
+	$(WINE_ENV) wineserver -p 2>/dev/null; \
 	$(WINE_ENV) wine $$exe $(ARGS); status=$$?; \
 	$(WINE_ENV) wineserver -k; exit $$status
 

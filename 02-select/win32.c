@@ -10,7 +10,9 @@
  * fd_array[FD_SETSIZE]. FD_SETSIZE bounds how MANY sockets a set holds,
  * not their values, and it is 64 unless raised before <winsock2.h>: we
  * raise it to 1024, so -c's default is FD_SETSIZE - 1 (the listener takes
- * one place).
+ * one place). Given a larger -c, the twin closes a client the sets have no
+ * room for, with a log line, as server.c does with a descriptor numbered
+ * FD_SETSIZE or more.
  *
  *   [S1] setup_stop; setup_listener: socket, bind, listen   (Linux: the same)
  *   [S2] event_loop: copy the master sets, select() waits   (Linux: pselect)
@@ -102,7 +104,7 @@ static const struct model_info model = {
                "at most FD_SETSIZE sockets a set",
     .default_port = DEFAULT_PORT,
     .default_max_clients = DEFAULT_MAX_CLIENTS,
-    .max_clients_limit = DEFAULT_MAX_CLIENTS,
+    .max_clients_limit = 100000,
     .extra = NULL,
     .extra_count = 0,
 };
@@ -233,9 +235,17 @@ static void on_accept(void)
             continue;  /* one aborted connection: try the next */
         if (err != 0)
             die_code(err, "accept");  /* WSAENOTSOCK...: a bug */
-        /* No FD_SETSIZE check on the socket's value, unlike Linux: a
-         * SOCKET of any value fits an array entry. The count is what is
-         * bounded, and -c (at most FD_SETSIZE - 1) keeps it in bounds. */
+        /* A SOCKET of any value fits an array entry: here FD_SETSIZE
+         * bounds the count. A full array silently ignores FD_SET (NOTES
+         * §7.13), which would leave the client unwatched for ever. Never
+         * let it in. */
+        if (client_count == FD_SETSIZE - 1) {
+            warn("accept fd=%llu peer=%s: the sets hold FD_SETSIZE (%d) "
+                 "sockets, select cannot watch it: closing",
+                 (unsigned long long)fd, peer, FD_SETSIZE);
+            closesocket(fd);
+            continue;
+        }
         conn_open(fd, peer);
     }
 }

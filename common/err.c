@@ -1,23 +1,13 @@
-/* err.c - die/warn, one function per error convention (see err.h). */
+/* err.c - die/warn, one function per error convention (see err.h). Plain
+ * C, shared by the Linux servers and the Win32 twins: where the last error
+ * is kept and how it reads are err_text.c's (Linux) or err_text_win32.c's. */
 #include "err.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "log.h"
-
-const char *err_describe(int err, char *out, unsigned long len)
-{
-    const char *name = strerrorname_np(err);  /* "EAGAIN", glibc >= 2.32 */
-    char text[128];
-
-    snprintf(out, len, "%s: %s", name != NULL ? name : "E?",
-             strerror_r(err, text, sizeof(text)));
-    return out;
-}
 
 /* ": ENAME: description" for err, or "" for err == 0. */
 static void write_with_code(int err, const char *fmt, va_list ap)
@@ -35,7 +25,7 @@ static void write_with_code(int err, const char *fmt, va_list ap)
 
 void die(const char *fmt, ...)
 {
-    int err = errno;
+    int err = err_last();
     va_list ap;
 
     va_start(ap, fmt);
@@ -56,13 +46,13 @@ void die_code(int err, const char *fmt, ...)
 
 void warn_errno(const char *fmt, ...)
 {
-    int err = errno;
+    int err = err_last();
     va_list ap;
 
     va_start(ap, fmt);
     write_with_code(err, fmt, ap);
     va_end(ap);
-    errno = err;
+    err_set_last(err);
 }
 
 void warn_code(int err, const char *fmt, ...)

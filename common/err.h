@@ -24,7 +24,12 @@ void warn_code(int err, const char *fmt, ...)
     __attribute__((format(gnu_printf, 2, 3)));
 void warn(const char *fmt, ...) __attribute__((format(gnu_printf, 1, 2)));
 
-/* "EAGAIN: Resource temporarily unavailable" into out; returns out. */
+/* The platform half (err_text.c; err_text_win32.c for the twins). */
+/* "EAGAIN: Resource temporarily unavailable" into out; returns out.
+ * Win32: "WSAECONNRESET: Connection reset by peer". */
 const char *err_describe(int err, char *out, unsigned long len);
+/* The calling thread's last error: errno; Win32: GetLastError(). */
+int err_last(void);
+void err_set_last(int err);
 
 #endif

@@ -124,8 +124,13 @@ sock_t net_accept(sock_t listen_fd, int flags, char *peer, size_t peer_len)
 bool net_accept_exhausted(int err)
 {
     /* Winsock's EMFILE (no socket handles left) and ENOBUFS (no buffer
-     * space: the usual way Windows says "out of memory" here). */
-    return err == WSAEMFILE || err == WSAENOBUFS;
+     * space: the usual way Windows says "out of memory" here); and the
+     * Win32 codes an AcceptEx completion reports for the same thing (Wine
+     * fails one whose socket it cannot make with ERROR_TOO_MANY_OPEN_FILES,
+     * measured for 07's twin). */
+    return err == WSAEMFILE || err == WSAENOBUFS ||
+           err == ERROR_TOO_MANY_OPEN_FILES ||
+           err == ERROR_NO_SYSTEM_RESOURCES || err == ERROR_NOT_ENOUGH_MEMORY;
 }
 
 bool net_accept_transient(int err)

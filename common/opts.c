@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "net.h"
+#include "sig.h"
 
 #define MAX_EXTRA 8
 #define LONG_HELP 1000          /* getopt value for --help */
@@ -220,8 +221,8 @@ void opts_usage(const struct model_info *m, FILE *f)
             fprintf(f, "  %-22s %s\n", left, o->help);
     }
     fprintf(f, "\nstdout gets one line, \"listening on ADDR:PORT\"; the rest "
-               "goes to stderr.\nSIGINT/SIGTERM: graceful shutdown with a "
-               "summary line.\n");
+               "goes to stderr.\n%s: graceful shutdown with a summary line.\n",
+            sig_stop_words);
 }
 
 void opts_parse_or_exit(int argc, char **argv, const struct model_info *m,

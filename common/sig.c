@@ -19,6 +19,8 @@ static atomic_int stop_flag;
 static volatile sig_atomic_t wake_fd = -1;
 static volatile sig_atomic_t shutdown_fds[SIG_SHUTDOWN_SLOTS] = {-1, -1};
 
+const char sig_stop_words[] = "SIGINT/SIGTERM";
+
 static void on_stop_signal(int signo)
 {
     (void)signo;

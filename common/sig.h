@@ -35,6 +35,10 @@ int sig_ignore_pipe(void);
  * handler; -1 with the reason in GetLastError().) */
 int sig_catch_stop(void);
 
+/* What stops a server, for --help: "SIGINT/SIGTERM" here; for a twin,
+ * "Ctrl-C (SIGINT under Wine)". */
+extern const char sig_stop_words[];
+
 /* Has SIGINT or SIGTERM arrived? (async-signal-safe read of the flag) */
 bool sig_stop_requested(void);
 

@@ -29,6 +29,9 @@ static BOOL WINAPI on_console_control(DWORD event)
     }
 }
 
+/* Wine's SIGTERM ends a process without running any handler. */
+const char sig_stop_words[] = "Ctrl-C (SIGINT under Wine)";
+
 int sig_ignore_pipe(void) { return 0; }
 
 int sig_catch_stop(void)

@@ -112,7 +112,8 @@ static int run_interactive(const struct cli *c)
 
 static int run_suite(const struct cli *c)
 {
-    struct target t = {c->host, c->port, c->server_pid};
+    struct target t = {
+        .host = c->host, .port = c->port, .server_pid = c->server_pid};
     int passed = 0, failed = 0, skipped = 0;
 
     if (c->server_pid != 0 && !proc_alive(c->server_pid)) {

@@ -31,6 +31,7 @@
 #include "unit/check_client.h"
 #include "unit/check_common.h"
 #include "unit/check_labels.h"
+#include "unit/check_twin_refs.h"
 
 struct runner_args {
     bool unit_only;
@@ -110,6 +111,7 @@ int main(int argc, char **argv)
         add_common_suites(sr);
         add_client_suites(sr);
         add_labels_suites(sr);
+        add_twin_refs_suites(sr);
     }
     int rows = a.unit_only ? 0 : matrix_add_suites(sr, &a.matrix);
     /* "make test MODEL=02" must not look green when 02 was never built. */

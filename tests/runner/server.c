@@ -9,8 +9,10 @@
  */
 #include "server.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -191,6 +193,50 @@ static int parse_listening(const char *line, struct server *s)
     return 0;
 }
 
+/* The wineserver of $WINEPREFIX (`make test-win32` starts one for the
+ * whole run with `wineserver -p`): it holds a Linux descriptor for each
+ * socket of a Win32 twin, so the catalogue's descriptor-leak checks count
+ * its /proc/PID/fd. Tests run one at a time, so the only Wine process
+ * with sockets is the twin under test. Returns 0 if there is none. */
+static pid_t find_wineserver(void)
+{
+    const char *prefix = getenv("WINEPREFIX");
+    char want[PATH_MAX + 16], path[64], env[16384];
+    DIR *proc = opendir("/proc");
+    struct dirent *e;
+    pid_t found = 0;
+
+    if (prefix == NULL || proc == NULL) {
+        if (proc != NULL)
+            closedir(proc);
+        return 0;
+    }
+    snprintf(want, sizeof(want), "WINEPREFIX=%s", prefix);
+    while (found == 0 && (e = readdir(proc)) != NULL) {
+        long pid = strtol(e->d_name, NULL, 10);
+        char comm[32] = "";
+        snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+        int fd = pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+        ssize_t n = fd != -1 ? read(fd, comm, sizeof(comm) - 1) : -1;
+        if (fd != -1)
+            close(fd);
+        if (n <= 0 || strncmp(comm, "wineserver", 10) != 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%ld/environ", pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        n = fd != -1 ? read(fd, env, sizeof(env) - 1) : -1;
+        if (fd != -1)
+            close(fd);
+        for (ssize_t at = 0; n > 0 && at < n; at += strlen(env + at) + 1) {
+            env[n] = '\0';
+            if (strcmp(env + at, want) == 0)
+                found = (pid_t)pid;
+        }
+    }
+    closedir(proc);
+    return found;
+}
+
 /* Has the server exited? Reaps it (once) and gives its wait status. */
 static bool server_exited(struct server *s, int *status)
 {
@@ -335,6 +381,11 @@ enum outcome server_start(struct server *s, const struct server_spec *spec,
     s->third_party = !spec->announces;
     s->port = spec->port;
     s->stop_signal = spec->win32 ? SIGINT : SIGTERM;
+    if (spec->win32 && (s->sockets_pid = find_wineserver()) == 0)
+        return fail_with(why, why_len,
+                         "no wineserver runs for WINEPREFIX=%s: run the "
+                         "twins through `make test-win32`",
+                         getenv("WINEPREFIX") ? getenv("WINEPREFIX") : "");
     build_argv(spec, words, sizeof(words), argv);
     int err_fd = open_outputs(s, out);
     if (err_fd == -1)
@@ -441,8 +492,10 @@ void server_release(struct server *s)
 
 struct target server_target(const struct server *s)
 {
-    return (struct target){
-        .host = s->host, .port = s->port, .server_pid = s->pid};
+    return (struct target){.host = s->host,
+                           .port = s->port,
+                           .server_pid = s->pid,
+                           .sockets_pid = s->sockets_pid};
 }
 
 int runner_free_port(void)

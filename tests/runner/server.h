@@ -42,6 +42,7 @@ struct server {
     bool wrapped;         /* under valgrind: longer bounds */
     bool third_party;     /* socat: any stop by SIGTERM is fine */
     int stop_signal;      /* SIGTERM, or SIGINT for a Win32 twin */
+    pid_t sockets_pid;    /* a twin: the wineserver holding its sockets */
     bool reaped;          /* it has exited and been waited for */
     int wait_status;      /* then waitpid()'s status (WIFEXITED...) */
 };

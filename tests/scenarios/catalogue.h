@@ -20,6 +20,11 @@ struct target {
     const char *host;
     int port;
     pid_t server_pid; /* 0 = unknown: the /proc checks are left out */
+    /* Whose /proc/PID/fd counts the server's sockets, when that is not the
+     * server (0: the server's own). A Win32 twin's sockets live in Wine's
+     * wineserver, which holds a Linux descriptor for each socket of every
+     * Wine process; the twin itself holds a few cached ones at most. */
+    pid_t sockets_pid;
 };
 
 enum outcome { OUTCOME_PASS, OUTCOME_FAIL, OUTCOME_SKIP };

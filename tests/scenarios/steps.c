@@ -351,9 +351,15 @@ void close_all(int *fds, size_t n)
     }
 }
 
+/* The process whose descriptors are the server's sockets (catalogue.h). */
+static pid_t sockets_pid(const struct target *t)
+{
+    return t->sockets_pid > 0 ? t->sockets_pid : t->server_pid;
+}
+
 int server_fd_count(const struct target *t)
 {
-    return t->server_pid > 0 ? proc_fd_count(t->server_pid) : -1;
+    return t->server_pid > 0 ? proc_fd_count(sockets_pid(t)) : -1;
 }
 
 enum outcome wait_fds_back(const struct target *t, int baseline,
@@ -367,10 +373,10 @@ enum outcome wait_fds_back(const struct target *t, int baseline,
     /* The server closes its side only after it has read our FIN or RST, so
      * poll for the count to come down rather than sleep a fixed time. */
     while (client_remaining_ms(deadline) > 0) {
-        count = proc_fd_count(t->server_pid);
+        count = proc_fd_count(sockets_pid(t));
         if (count == -1)
             return fail_with(why, why_len, "reading /proc/%d/fd: %s",
-                             (int)t->server_pid, errname(errno));
+                             (int)sockets_pid(t), errname(errno));
         if (count <= baseline)
             return OUTCOME_PASS;
         client_sleep_ms(20);

@@ -34,45 +34,19 @@
 #include <errno.h>
 #include <glob.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runner/paths.h"
+#include "unit/text.h"
 
 #define LABEL_REQUIRED 7 /* [S1]..[S7] must appear */
 #define LABEL_LAST     8 /* [S8] may */
-#define TEXT_MAX       (1024 * 1024)
 #define WHY_MAX        4096
 #define MODELS_MAX     32
 #define WALKTHROUGH    "## Walkthrough"
-
-/* The problems found so far, "; "-separated, in the caller's buffer. */
-struct report {
-    char *why;
-    size_t why_len;
-    int problems;
-};
-
-static void report_add(struct report *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void report_add(struct report *r, const char *fmt, ...)
-{
-    size_t used = strlen(r->why);
-    va_list ap;
-
-    if (r->problems++ > 0 && used + 2 < r->why_len) {
-        memcpy(r->why + used, "; ", 3);
-        used += 2;
-    }
-    va_start(ap, fmt);
-    if (used + 1 < r->why_len)
-        vsnprintf(r->why + used, r->why_len - used, fmt, ap);
-    va_end(ap);
-}
 
 /* The 1-based line of text[offset]. */
 static int line_of(const char *text, size_t offset)
@@ -392,27 +366,6 @@ static char models[MODELS_MAX][NAME_MAX + 1];
 static char case_names[MODELS_MAX][NAME_MAX + 16]; /* Check keeps pointers */
 static size_t model_count;
 static char find_error[PATH_MAX + 128];
-
-/* The whole file as a string (malloc'd), or NULL with errno. */
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "re");
-    char *text = f != NULL ? malloc(TEXT_MAX + 1) : NULL;
-    size_t n = text != NULL ? fread(text, 1, TEXT_MAX + 1, f) : 0;
-    int saved = errno;
-
-    if (f != NULL && (ferror(f) || n > TEXT_MAX)) {
-        saved = n > TEXT_MAX ? EFBIG : EIO;
-        free(text);
-        text = NULL;
-    }
-    if (f != NULL)
-        fclose(f);
-    if (text != NULL)
-        text[n] = '\0';
-    errno = saved;
-    return text;
-}
 
 START_TEST(test_labels_model)
 {
