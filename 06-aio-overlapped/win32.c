@@ -264,10 +264,14 @@ static void setup_stop(void)
         die("SetConsoleCtrlHandler");
 }
 
-/* [S1] socket/bind/listen, then the one line on stdout. Blocking: it is
- * never accept()ed on, only handed to AcceptEx (server.c's listener is
- * nonblocking for its accept() loop). Its family is the one AcceptEx's
- * sockets must have; accept_event is the hEvent of every AcceptEx. */
+/* [S1] socket/bind/listen, then the one line on stdout (last: a test may
+ * count our sockets as soon as it reads it; under Wine it counts
+ * wineserver's descriptors, one per socket, NOTES §7.13). So the first
+ * AcceptEx, whose socket stays with us, is posted before it. The listener
+ * stays blocking: it is never accept()ed on, only handed to AcceptEx
+ * (server.c's is nonblocking for its accept() loop). Its family is the
+ * one AcceptEx's sockets must have; accept_event is the hEvent of every
+ * AcceptEx. */
 static SOCKET setup_listener(void)
 {
     struct sockaddr_storage ss;
@@ -282,6 +286,8 @@ static SOCKET setup_listener(void)
     accept_event = WSACreateEvent();
     if (accept_event == WSA_INVALID_EVENT)
         die("WSACreateEvent");
+    listen_fd = fd;  /* accept_post's, before main stores it too */
+    accept_post();
     if (net_announce(fd) == -1)
         die("announce");
     return fd;
