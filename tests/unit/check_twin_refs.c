@@ -79,8 +79,11 @@ static long find_word(const char *path, const char *word)
     return 0;
 }
 
-/* The identifiers in backquotes in the first cell of a table row: the
- * leading [A-Za-z0-9_] run of each `...`, copied into names. */
+/* The names in backquotes in the first cell of a table row: every
+ * [A-Za-z0-9_] run of 4 or more characters inside each `...` (so
+ * `OVERLAPPED.hEvent` gives OVERLAPPED and hEvent; `s` and `ev` of
+ * `WSAEventSelect(s, ev, ...)` are too short to name anything), the
+ * first name of the cell first. */
 static size_t row_names(const char *row, size_t row_len, char names[][64],
                         size_t max)
 {
@@ -90,22 +93,22 @@ static size_t row_names(const char *row, size_t row_len, char names[][64],
             ? memchr(cell + 1, '|', row_len - (size_t)(cell + 1 - row))
             : NULL;
     size_t n = 0;
+    bool quoted = false;
 
-    for (const char *p = cell; p != NULL && p < end && n < max; p++) {
-        if (*p != '`')
+    for (const char *p = cell; p != NULL && p < end && n < max;) {
+        if (*p == '`') {
+            quoted = !quoted;
+            p++;
             continue;
+        }
         size_t k = 0;
-        while (p + 1 + k < end && k < 63 &&
-               (isalnum((unsigned char)p[1 + k]) || p[1 + k] == '_'))
+        while (p + k < end && (isalnum((unsigned char)p[k]) || p[k] == '_'))
             k++;
-        if (k > 0) {
-            memcpy(names[n], p + 1, k);
+        if (quoted && k >= 4 && k < 64) {
+            memcpy(names[n], p, k);
             names[n++][k] = '\0';
         }
-        const char *close = memchr(p + 1, '`', (size_t)(end - p - 1));
-        if (close == NULL)
-            break;
-        p = close;
+        p += k > 0 ? k : 1;
     }
     return n;
 }
@@ -130,7 +133,7 @@ static void check_ref(const char *root, const char *row, size_t row_len,
 {
     const char *suffix = strstr(ref, TWIN_SUFFIX);
     char file[64], path[PATH_MAX + 64], line[LINE_MAX_];
-    char names[16][64];
+    char names[32][64];
     long number = strtol(suffix + strlen(TWIN_SUFFIX), NULL, 10);
 
     /* "02-select": a model directory's name is short. */
@@ -144,7 +147,7 @@ static void check_ref(const char *root, const char *row, size_t row_len,
                    number);
         return;
     }
-    size_t n = row_names(row, row_len, names, 16);
+    size_t n = row_names(row, row_len, names, 32);
     char folded_line[LINE_MAX_], folded_name[64];
     fold(line, folded_line, sizeof(folded_line));
     for (size_t i = 0; i < n; i++)
