@@ -45,8 +45,10 @@
  * Try:  make run-win32 M=05 ARGS="-v"      then: nc 127.0.0.1 9005
  *       make run-win32 M=05 ARGS="-vv"     one "message fd=.." line each
  *       diff -u 05-signal-driven/server.c 05-signal-driven/win32.c
- * gdb:  see README.md, "The Win32 twin": winedbg --gdb, break on_message,
- *       on_accept, conn_open, on_readable, on_writable, conn_close, on_stop.
+ * gdb:  gdb -p <pid of the running twin>, then add-symbol-file
+ *       build/win32/05-signal-driven/win32.exe; break on_message, on_accept,
+ *       conn_open, on_readable, on_writable, conn_close, on_stop
+ *       (README.md, "The Win32 twin").
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -67,7 +69,7 @@
 
 #define DEFAULT_PORT 9005
 #define DEFAULT_MAX_CLIENTS 1000
-#define EMFILE_PAUSE_MS 100     /* out of sockets: stop accepting */
+#define EMFILE_PAUSE_MS 100     /* out of descriptors: stop accepting */
 #define WM_SOCKET (WM_USER + 1) /* our message, the notes' WM_USER + 1 */
 #define WM_STOP (WM_USER + 2)   /* Ctrl-C, posted by the console handler */
 #define EMFILE_TIMER 1          /* SetTimer's id for the EMFILE pause */
@@ -108,7 +110,7 @@ static struct conn **conn_by_fd;
 
 static struct conn *clients;    /* every open client, for shutdown */
 
-static long long accept_paused_until;  /* out of sockets: clock_ms() to resume */
+static long long accept_paused_until;  /* EMFILE: clock_ms() to resume, or 0 */
 /* on_accept stopped before WSAEWOULDBLOCK (-c, EMFILE): clients may wait in
  * the backlog, and no new FD_ACCEPT will come for them: only accept()
  * re-enables it. */
@@ -298,7 +300,9 @@ static LRESULT CALLBACK on_message(HWND hwnd, UINT message, WPARAM wparam,
         return 0;
     }
     case WM_TIMER:  /* SetTimer's: the EMFILE pause is over (SIGALRM) */
-        if (!KillTimer(hwnd, EMFILE_TIMER))  /* SetTimer repeats: once */
+        /* A SetTimer timer fires every EMFILE_PAUSE_MS until killed:
+         * killing it at the first WM_TIMER makes it setitimer's one-shot. */
+        if (!KillTimer(hwnd, EMFILE_TIMER))
             warn_errno("KillTimer");
         accept_paused_until = 0;
         return 0;
@@ -357,7 +361,7 @@ static void on_accept(void)
         SOCKET fd = net_accept(listen_fd, 0, peer, sizeof(peer));
         int err = fd == INVALID_SOCKET ? WSAGetLastError() : 0;
         if (err == WSAEWOULDBLOCK)
-            return;  /* nobody is waiting any more */
+            return;  /* WSAEWOULDBLOCK: nobody is waiting any more */
         if (err != 0 && net_accept_exhausted(err)) {
             /* WSAEMFILE/WSAENOBUFS: out of sockets or memory. Retrying at
              * once would spin (NOTES §7.1). Resume when one of ours leaves,
@@ -377,8 +381,11 @@ static void on_accept(void)
         }
         if (err != 0 && (err == WSAEINTR || net_accept_transient(err)))
             continue;  /* one aborted connection: try the next */
+        /* WSAENOTSOCK, WSAEINVAL (no listen()): a bug. Wine 8.0 also says
+         * WSAEINVAL when its wineserver runs out of file descriptors
+         * (README), so there, and only under Wine, that ends the twin. */
         if (err != 0)
-            die_code(err, "accept");  /* WSAENOTSOCK...: a bug */
+            die_code(err, "accept");
         conn_open(fd, peer);
     }
     /* -c reached: newcomers wait in the listen backlog */
@@ -435,8 +442,10 @@ fail:
  * (WSAGETSELECTERROR: WSAECONNRESET, WSAECONNABORTED) it failed, and the
  * client goes. Linux: POLLERR and SO_ERROR. With none the client sent FIN:
  * bytes sent before it may still be unread (Winsock's own advice is to
- * check), so on_event reads on, until recv() returns 0. Returns false when
- * the client was closed. */
+ * check), so on_event reads on, until recv() returns 0. (Wine 8.0 posts a
+ * reset as FD_CLOSE with no error, and recv() then returns 0 as for a FIN:
+ * only send() says WSAECONNRESET. Either way the client is closed.)
+ * Returns false when the client was closed. */
 static bool on_hangup(struct conn *c, int error)
 {
     char why[300];
