@@ -76,9 +76,9 @@
 #define CONN_BUCKETS 1024       /* conn_by_fd: a hash table of SOCKETs */
 /* Windows queues at most this many posted messages per thread (the
  * USERPostMessageLimit registry value); PostMessage then fails with
- * ERROR_NOT_ENOUGH_QUOTA. A client has at most one FD_WRITE and one
- * FD_CLOSE queued, and an FD_READ per recv() that left bytes behind (one,
- * most of the time): three each leaves a tenth of the queue spare. */
+ * ERROR_NOT_ENOUGH_QUOTA. A client has one FD_CLOSE at most, and an
+ * FD_READ or FD_WRITE only after a call that re-enabled it: rarely more
+ * than one of each queued. Three each leaves a tenth of the queue spare. */
 #define POSTED_MESSAGE_LIMIT 10000
 #define MAX_CLIENTS_LIMIT (POSTED_MESSAGE_LIMIT * 9 / 10 / 3)
 
@@ -98,8 +98,9 @@ static SOCKET listen_fd = INVALID_SOCKET;
 
 /* The window the messages go to. Message-only (parent HWND_MESSAGE): never
  * shown, enumerated or sent broadcasts; it only has a queue - the thread's -
- * and a window procedure. Made and used by the main thread only: a window's
- * messages go to the queue of the thread that created it. */
+ * and a window procedure. Made and served by the main thread: a window's
+ * messages go to the queue of the thread that created it (the console
+ * handler's thread only posts WM_STOP to it). */
 static HWND window;
 static ATOM window_class;
 
@@ -267,9 +268,9 @@ static void event_loop(void)
  * PostMessage fails with ERROR_NOT_ENOUGH_QUOTA and Winsock has no SIGIO
  * to say an event was lost: the socket would wait forever, since its event
  * is not posted again before its re-enabling call. So the twin prevents it
- * instead: an event is posted once per re-enabling call, a socket rarely
- * has more than three messages queued, and -c is capped at
- * MAX_CLIENTS_LIMIT (3000). (Re-issuing WSAAsyncSelect on a socket would be
+ * instead: an event is posted once per re-enabling call, a client rarely
+ * has more than three messages queued (POSTED_MESSAGE_LIMIT's comment), and
+ * -c is capped at MAX_CLIENTS_LIMIT (3000). (Re-issuing WSAAsyncSelect on a socket would be
  * the rescan: it posts a message for each condition already true.) Under
  * Wine 8.0 the limit does not exist: 20000 posts to one window all went
  * through (README). */
