@@ -76,6 +76,8 @@
 /* With more than one group in use, a quiet round waits this long on each
  * group: an event in another group waits at most (groups in use) * this. */
 #define GROUP_SLICE_MS 10
+#define ACCEPT_RECHECK_MS 1000  /* accept() anyway, this often: see
+                                   watch_listener */
 
 /* One client. A SOCKET is a handle, not a small number: the conn knows
  * its group and its index there, where epoll hands back data.ptr. */
@@ -677,8 +679,17 @@ static void wake_loop(void *arg)
  * pending FD_ACCEPT at once on Windows, but not under Wine: see watch.) */
 static void watch_listener(void)
 {
-    if (!listen_armed && accepting())
+    static long long last_try;  /* clock_ms() of the last accept() round */
+    long long now = clock_ms();
+
+    /* And once a second whatever FD_ACCEPT says: Wine 8.0 can lose it for
+     * good (NOTES §7.13; a failed accept() does not re-enable it there), and
+     * an accept() that succeeds re-arms it. On Windows this finds nobody
+     * waiting, since FD_ACCEPT would have said so. */
+    if (accepting() && (!listen_armed || now - last_try >= ACCEPT_RECHECK_MS)) {
+        last_try = now;
         on_accept();
+    }
 }
 
 /* Accept now? Not at -c (newcomers wait in the listen backlog), nor
@@ -691,21 +702,21 @@ static bool accepting(void)
            stats_current(&stats) < opts.max_clients;
 }
 
-/* One group's wait, in ms: with one group in use, WSA_INFINITE (wait for
- * an event); with several, 0 after a busy round and GROUP_SLICE_MS after
- * a quiet one (event_loop); never past the end of an EMFILE pause (the
- * retry timer). On Windows a timeout is rounded up to the timer tick,
+/* One group's wait, in ms: with one group in use, ACCEPT_RECHECK_MS
+ * (Linux waits for ever; see watch_listener); with several, 0 after a
+ * busy round and GROUP_SLICE_MS after a quiet one (event_loop); never past
+ * the end of an EMFILE pause (the retry timer). On Windows a timeout is rounded up to the timer tick,
  * 15.6 ms by default, so a slice there is at least that. */
 static DWORD wait_timeout(bool busy, int waiting)
 {
-    long long ms = waiting == 1 ? -1 : busy ? 0 : GROUP_SLICE_MS;
+    long long ms = waiting == 1 ? ACCEPT_RECHECK_MS : busy ? 0 : GROUP_SLICE_MS;
 
     if (accept_paused_until != 0) {
         long long left = accept_paused_until - clock_ms();
         if (left < 0)
             left = 0;
-        if (ms == -1 || left < ms)
+        if (left < ms)
             ms = left;
     }
-    return ms == -1 ? WSA_INFINITE : (DWORD)ms;
+    return (DWORD)ms;
 }

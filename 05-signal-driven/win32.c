@@ -73,6 +73,8 @@
 #define WM_SOCKET (WM_USER + 1) /* our message, the notes' WM_USER + 1 */
 #define WM_STOP (WM_USER + 2)   /* Ctrl-C, posted by the console handler */
 #define EMFILE_TIMER 1          /* SetTimer's id for the EMFILE pause */
+#define RECHECK_TIMER 2         /* SetTimer's id: accept() once a second */
+#define ACCEPT_RECHECK_MS 1000
 #define CONN_BUCKETS 1024       /* conn_by_fd: a hash table of SOCKETs */
 /* Windows queues at most this many posted messages per thread (the
  * USERPostMessageLimit registry value); PostMessage then fails with
@@ -226,6 +228,12 @@ static SOCKET setup_listener(void)
     /* Linux: fcntl(F_SETOWN_EX, F_SETSIG, O_ASYNC) */
     if (WSAAsyncSelect(fd, window, WM_SOCKET, FD_ACCEPT) == SOCKET_ERROR)
         die("WSAAsyncSelect(listen fd=%llu)", (unsigned long long)fd);
+    /* And accept() once a second whatever FD_ACCEPT says: Wine 8.0 can
+     * lose it for good (NOTES §7.13), and an accept() that succeeds
+     * re-arms it. On Windows this finds nobody waiting. No Linux
+     * counterpart: a queued signal is not lost that way. */
+    if (SetTimer(window, RECHECK_TIMER, ACCEPT_RECHECK_MS, NULL) == 0)
+        die("SetTimer");
     if (net_announce(fd) == -1)
         die("announce");
     return fd;
@@ -300,9 +308,14 @@ static LRESULT CALLBACK on_message(HWND hwnd, UINT message, WPARAM wparam,
         on_event((SOCKET)wparam, event, error);
         return 0;
     }
-    case WM_TIMER:  /* SetTimer's: the EMFILE pause is over (SIGALRM) */
-        /* A SetTimer timer fires every EMFILE_PAUSE_MS until killed:
-         * killing it at the first WM_TIMER makes it setitimer's one-shot. */
+    case WM_TIMER:  /* wparam: which SetTimer timer */
+        if (wparam == RECHECK_TIMER) {  /* see setup_listener */
+            backlog_waiting = !sig_stop_requested();
+            return 0;
+        }
+        /* The EMFILE pause is over (SIGALRM). A SetTimer timer fires every
+         * EMFILE_PAUSE_MS until killed: killing it at the first WM_TIMER
+         * makes it setitimer's one-shot. */
         if (!KillTimer(hwnd, EMFILE_TIMER))
             warn_errno("KillTimer");
         accept_paused_until = 0;

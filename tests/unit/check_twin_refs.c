@@ -59,24 +59,24 @@ static bool read_line(const char *path, long wanted, char *out, size_t len)
     return false;
 }
 
-/* The first line (1-based) of the file naming word, or 0. */
-static long find_word(const char *path, const char *word)
+/* The line (1-based) of the file naming word that is nearest to line
+ * `near` (a pointer that went stale usually moved by a few lines), or 0. */
+static long find_word(const char *path, const char *word, long near)
 {
     char line[LINE_MAX_];
     FILE *f = fopen(path, "re");
-    long at = 0;
+    long at = 0, best = 0;
 
     if (f == NULL)
         return 0;
     while (fgets(line, sizeof(line), f) != NULL) {
         at++;
-        if (strstr(line, word) != NULL) {
-            fclose(f);
-            return at;
-        }
+        if (strstr(line, word) != NULL &&
+            (best == 0 || labs(at - near) < labs(best - near)))
+            best = at;
     }
     fclose(f);
-    return 0;
+    return best;
 }
 
 /* The names in backquotes in the first cell of a table row: every
@@ -157,7 +157,7 @@ static void check_ref(const char *root, const char *row, size_t row_len,
         if (strstr(folded_line, fold(names[i], folded_name,
                                      sizeof(folded_name))) != NULL)
             return;
-    long now = n > 0 ? find_word(path, names[0]) : 0;
+    long now = n > 0 ? find_word(path, names[0], number) : 0;
     if (now > 0)
         report_add(r, "NOTES §4 points at %s:%ld for `%s`, which that line "
                    "does not name; it is now at line %ld", file, number,
