@@ -16,6 +16,8 @@
  *   [S5] client with output pending writable: on_writable    (Win32: send)
  *   [S6] EOF, error, except set: conn_close, FD_CLR  (Win32: closesocket)
  *   [S7] SIGTERM interrupts pselect(): close every client, print summary
+ *   [S8] after every turn, close_idle: clients idle --idle-timeout seconds;
+ *        the wait's timeout is the time left until the oldest expires
  *
  * Win32: select(0, &readfds, &writefds, &exceptfds, &timeout). Windows'
  * fd_set is an array of at most FD_SETSIZE = 64 SOCKETs plus a count (a
@@ -43,6 +45,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
+#include "idle.h"
 #include "log.h"
 #include "net.h"
 #include "opts.h"
@@ -52,7 +55,6 @@
 #define DEFAULT_PORT 9002
 #define OWN_FDS 4               /* stdin, stdout, stderr, the listener */
 #define DEFAULT_MAX_CLIENTS (FD_SETSIZE - OWN_FDS)
-#define SELECT_TIMEOUT_MS 1000  /* the notes' timeout (they wait 3 s) */
 #define EMFILE_PAUSE_MS 100     /* out of descriptors: stop accepting */
 #define ACCEPT_BATCH 64         /* accepts per turn: a flood waits its turn */
 
@@ -62,6 +64,7 @@ struct conn {
     char peer[ADDR_TEXT_MAX];
     struct buf echo;            /* bytes received, not yet sent back */
     bool peer_done;             /* the client sent FIN: echo the rest, close */
+    struct idle_entry idle;     /* its place in idle_clients */
 };
 
 static struct server_opts opts;
@@ -76,6 +79,7 @@ static fd_set write_master;     /* clients with output pending */
 static struct conn *conns[FD_SETSIZE];
 static int max_fd = -1;         /* highest client descriptor, or -1 */
 static long long accept_paused_until; /* EMFILE: clock_ms() to resume, or 0 */
+static struct idle_list idle_clients; /* [S8] least recently active first */
 
 static void setup_stop(void);
 static int setup_listener(void);
@@ -89,9 +93,10 @@ static bool on_readable(struct conn *c);
 static bool on_writable(struct conn *c);
 static void watch(struct conn *c);
 static void conn_close(struct conn *c);
+static void close_idle(void);
 static void shutdown_all(void);
 static bool accepting(void);
-static struct timespec wait_timeout(void);
+static struct timespec *wait_timeout(struct timespec *timeout);
 
 static const struct model_info model = {
     .program = "02-select/server",
@@ -109,6 +114,7 @@ int main(int argc, char **argv)
     opts_parse_or_exit(argc, argv, &model, &opts);
     log_init("select", opts.verbose);
     stats_init(&stats);
+    idle_init(&idle_clients, opts.idle_timeout);
 
     /* send() to a client that reset the connection must return EPIPE, not
      * kill us with SIGPIPE (we also pass MSG_NOSIGNAL; this covers all). */
@@ -173,22 +179,23 @@ static void event_loop(void)
 
         if (accepting())
             FD_SET(listen_fd, &readfds);
-        struct timespec timeout = wait_timeout();
+        struct timespec timeout;
         /* Plain select() would also rewrite its struct timeval on Linux
          * (to the time left): that too must be rebuilt every turn. */
-        int ready = pselect(nfds, &readfds, &writefds, &exceptfds, &timeout,
-                            &wait_mask);
+        int ready = pselect(nfds, &readfds, &writefds, &exceptfds,
+                            wait_timeout(&timeout), &wait_mask);
         if (ready == -1 && errno == EINTR)
             continue;  /* EINTR: a signal came; the loop tests the flag */
         if (ready == -1)
             die("select");  /* EBADF: a closed fd left in a set (a bug) */
         log_trace("select: %d ready below nfds=%d", ready, nfds);
-        if (ready == 0)
-            continue;  /* the timeout: nothing happened (as in the notes) */
-        if (FD_ISSET(listen_fd, &readfds))
+        /* ready == 0: the timeout, nobody is ready; but someone may have
+         * been idle too long, which close_idle() will see. */
+        if (ready > 0 && FD_ISSET(listen_fd, &readfds))
             on_accept();  /* first: new fds then carry no stale bits */
-        for (int fd = 0; fd < nfds; fd++)
+        for (int fd = 0; ready > 0 && fd < nfds; fd++)
             on_event(fd, &readfds, &writefds, &exceptfds);
+        close_idle();
     }
 }
 
@@ -267,6 +274,7 @@ static void conn_open(int fd, const char *peer)
     c->fd = fd;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     conns[fd] = c;
+    idle_add(&idle_clients, &c->idle, c, clock_ms());
     if (fd > max_fd)
         max_fd = fd;
     FD_SET(fd, &read_master);   /* Win32: FD_SET(c, &a) in the notes */
@@ -315,6 +323,7 @@ static bool on_readable(struct conn *c)
         log_event("fd=%d half-closed, %zu bytes left to echo", c->fd,
                   buf_len(&c->echo));
     } else {
+        idle_touch(&idle_clients, &c->idle, clock_ms());  /* [S8] active */
         log_trace("recv fd=%d %zd bytes", c->fd, n);
     }
     return on_writable(c);
@@ -336,6 +345,7 @@ static bool on_writable(struct conn *c)
             return false;
         }
         stats_echoed(&stats, (unsigned long long)sent);
+        idle_touch(&idle_clients, &c->idle, clock_ms());  /* [S8] it reads */
         log_trace("send fd=%d %zd bytes", c->fd, sent);
     }
     if (c->peer_done && buf_empty(&c->echo)) {
@@ -377,6 +387,7 @@ static void conn_close(struct conn *c)
     FD_CLR(c->fd, &read_master);
     FD_CLR(c->fd, &write_master);
     conns[c->fd] = NULL;
+    idle_remove(&c->idle);
     while (max_fd >= 0 && conns[max_fd] == NULL)
         max_fd--;  /* nfds shrinks with the highest descriptor */
     if (close(c->fd) == -1)
@@ -386,6 +397,23 @@ static void conn_close(struct conn *c)
     accept_paused_until = 0;  /* a descriptor and a slot are free */
     buf_free(&c->echo);
     free(c);
+}
+
+/* [S8] Closes the clients that have been idle --idle-timeout seconds:
+ * nothing received, and none of their echo taken. idle_clients is in
+ * order of last activity, so only its head can have expired: this looks
+ * at the expired ones and one more, not at every client (idle.h). */
+static void close_idle(void)
+{
+    long long now = clock_ms();
+    struct conn *c;
+
+    while ((c = idle_expired(&idle_clients, now)) != NULL) {
+        log_info("idle fd=%d peer=%s: closed after %d s", c->fd, c->peer,
+                 opts.idle_timeout);
+        stats_closed_idle(&stats);
+        conn_close(c);
+    }
 }
 
 /* [S7] SIGTERM: close every client (an echo still unsent is dropped). */
@@ -407,15 +435,25 @@ static bool accepting(void)
            stats_current(&stats) < opts.max_clients;
 }
 
-/* The wait's timeout: the notes' tick, or the end of an EMFILE pause if
- * that comes first (the retry timer). */
-static struct timespec wait_timeout(void)
+/* [S8] The wait's timeout: until the oldest client would expire, or the
+ * end of an EMFILE pause if that comes first (the retry timer); NULL, wait
+ * for ever, when there is nothing to time. The notes wake every 3 s
+ * whatever happens; a timeout computed from the next deadline lets an
+ * idle server sleep, and still closes a client on time. */
+static struct timespec *wait_timeout(struct timespec *timeout)
 {
-    long long ms = SELECT_TIMEOUT_MS;
+    long long now = clock_ms();
+    long long ms = idle_next_ms(&idle_clients, now);  /* -1: nobody */
 
-    if (accept_paused_until != 0 && accept_paused_until - clock_ms() < ms)
-        ms = accept_paused_until - clock_ms();
-    if (ms < 0)
-        ms = 0;
-    return (struct timespec){ms / 1000, ms % 1000 * 1000000L};
+    if (accept_paused_until != 0) {
+        long long pause_left = accept_paused_until - now;
+        if (pause_left < 0)
+            pause_left = 0;
+        if (ms == -1 || pause_left < ms)
+            ms = pause_left;
+    }
+    if (ms == -1)
+        return NULL;
+    *timeout = (struct timespec){ms / 1000, ms % 1000 * 1000000L};
+    return timeout;
 }

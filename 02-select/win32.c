@@ -21,6 +21,8 @@
  *   [S5] client with output pending writable: on_writable    (Linux: send)
  *   [S6] EOF, error, except set: conn_close, FD_CLR          (Linux: close)
  *   [S7] Ctrl-C: the loop sees the flag, closes every client, summary
+ *   [S8] after every turn, close_idle: clients idle --idle-timeout seconds;
+ *        select's timeval is at most the time left until the oldest expires
  *
  * Linux: pselect(nfds, ...) over bitmaps indexed by descriptor number,
  * FD_SETSIZE fixed at 1024 and bounding the *number*. Here select(0, ...):
@@ -47,6 +49,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
+#include "idle.h"
 #include "log.h"
 #include "net.h"
 #include "opts.h"
@@ -68,6 +71,7 @@ struct conn {
     char peer[ADDR_TEXT_MAX];
     struct buf echo;            /* bytes received, not yet sent back */
     bool peer_done;             /* the client sent FIN: echo the rest, close */
+    struct idle_entry idle;     /* its place in idle_clients */
 };
 
 static struct server_opts opts;
@@ -81,6 +85,7 @@ static fd_set write_master;     /* clients with output pending */
 static struct conn *clients[FD_SETSIZE];
 static int client_count;
 static long long accept_paused_until; /* out of sockets: clock_ms() to resume */
+static struct idle_list idle_clients; /* [S8] least recently active first */
 
 static void setup_stop(void);
 static SOCKET setup_listener(void);
@@ -94,6 +99,7 @@ static bool on_readable(struct conn *c);
 static bool on_writable(struct conn *c);
 static void watch(struct conn *c);
 static void conn_close(struct conn *c);
+static void close_idle(void);
 static void shutdown_all(void);
 static bool accepting(void);
 static struct timeval wait_timeout(void);
@@ -117,6 +123,7 @@ int main(int argc, char **argv)
     opts_parse_or_exit(argc, argv, &model, &opts);
     log_init("select", opts.verbose);
     stats_init(&stats);
+    idle_init(&idle_clients, opts.idle_timeout);
 
     /* Every Winsock program starts here: load Winsock 2.2 (the notes'
      * first call). Linux has no such step: sockets are system calls. */
@@ -176,7 +183,7 @@ static void event_loop(void)
          * timeout out with Sleep instead. */
         if (readfds.fd_count == 0 && writefds.fd_count == 0) {
             Sleep((DWORD)(timeout.tv_sec * 1000 + timeout.tv_usec / 1000));
-            continue;
+            continue;  /* (nobody to time out either: no client) */
         }
         /* The first argument, nfds, is ignored: kept for Berkeley
          * compatibility. Each set carries its own count. */
@@ -184,14 +191,15 @@ static void event_loop(void)
         if (ready == SOCKET_ERROR)
             die("select");  /* WSAENOTSOCK: a closed socket left in a set */
         log_trace("select: %d ready of %d clients", ready, client_count);
-        if (ready == 0)
-            continue;  /* the timeout: nothing happened (as in the notes) */
-        if (FD_ISSET(listen_fd, &readfds))
+        /* ready == 0: the timeout, nobody is ready; but someone may have
+         * been idle too long, which close_idle() will see. */
+        if (ready > 0 && FD_ISSET(listen_fd, &readfds))
             on_accept();  /* first: new sockets then carry no stale state */
         /* Downward: conn_close moves the last client into the freed place,
          * and that one has had its turn already. */
-        for (int i = client_count - 1; i >= 0; i--)
+        for (int i = client_count - 1; ready > 0 && i >= 0; i--)
             on_event(clients[i], &readfds, &writefds, &exceptfds);
+        close_idle();
     }
 }
 
@@ -324,6 +332,7 @@ static bool on_readable(struct conn *c)
         log_event("fd=%llu half-closed, %zu bytes left to echo",
                   (unsigned long long)c->fd, buf_len(&c->echo));
     } else {
+        idle_touch(&idle_clients, &c->idle, clock_ms());  /* [S8] active */
         log_trace("recv fd=%llu %zd bytes", (unsigned long long)c->fd, n);
     }
     return on_writable(c);
@@ -347,6 +356,7 @@ static bool on_writable(struct conn *c)
             return false;
         }
         stats_echoed(&stats, (unsigned long long)sent);
+        idle_touch(&idle_clients, &c->idle, clock_ms());  /* [S8] it reads */
         log_trace("send fd=%llu %zd bytes", (unsigned long long)c->fd, sent);
     }
     if (c->peer_done && buf_empty(&c->echo)) {
@@ -390,6 +400,7 @@ static void conn_close(struct conn *c)
     FD_CLR(c->fd, &write_master);
     clients[c->slot] = clients[--client_count];  /* the last takes its place */
     clients[c->slot]->slot = c->slot;
+    idle_remove(&c->idle);
     if (closesocket(c->fd) == SOCKET_ERROR)
         warn_errno("closesocket(fd=%llu)", (unsigned long long)c->fd);
     int now = stats_client_closed(&stats);
@@ -398,6 +409,23 @@ static void conn_close(struct conn *c)
     accept_paused_until = 0;  /* a socket and a slot are free */
     buf_free(&c->echo);
     free(c);
+}
+
+/* [S8] Closes the clients that have been idle --idle-timeout seconds:
+ * nothing received, and none of their echo taken. idle_clients is in
+ * order of last activity, so only its head can have expired: this looks
+ * at the expired ones and one more, not at every client (idle.h). */
+static void close_idle(void)
+{
+    long long now = clock_ms();
+    struct conn *c;
+
+    while ((c = idle_expired(&idle_clients, now)) != NULL) {
+        log_info("idle fd=%llu peer=%s: closed after %d s",
+                 (unsigned long long)c->fd, c->peer, opts.idle_timeout);
+        stats_closed_idle(&stats);
+        conn_close(c);
+    }
 }
 
 /* [S7] Ctrl-C: close every client (an echo still unsent is dropped). */
@@ -418,15 +446,20 @@ static bool accepting(void)
            stats_current(&stats) < opts.max_clients;
 }
 
-/* The wait's timeout: the notes' tick, or the end of an EMFILE pause if
- * that comes first (the retry timer). Winsock never rewrites it (Linux's
- * select() does, to the time left). */
+/* [S8] The wait's timeout, select's timeval: the notes' tick (Ctrl-C is
+ * noticed at the latest then), or sooner the time left until the oldest
+ * client would expire or an EMFILE pause ends (the retry timer). Winsock
+ * never rewrites it (Linux's select() does, to the time left). */
 static struct timeval wait_timeout(void)
 {
+    long long now = clock_ms();
     long long ms = SELECT_TIMEOUT_MS;
+    long long idle_left = idle_next_ms(&idle_clients, now);  /* -1: nobody */
 
-    if (accept_paused_until != 0 && accept_paused_until - clock_ms() < ms)
-        ms = accept_paused_until - clock_ms();
+    if (idle_left != -1 && idle_left < ms)
+        ms = idle_left;
+    if (accept_paused_until != 0 && accept_paused_until - now < ms)
+        ms = accept_paused_until - now;
     if (ms < 0)
         ms = 0;
     return (struct timeval){(long)(ms / 1000), (long)(ms % 1000 * 1000)};

@@ -13,6 +13,7 @@
 
 #define MAX_EXTRA 8
 #define LONG_HELP 1000          /* getopt value for --help */
+#define LONG_IDLE_TIMEOUT 1001 /* getopt value for --idle-timeout */
 #define EXTRA_BASE 2000         /* getopt value for extra option i: base + i */
 
 int opts_parse_long(const char *text, long min, long max, long *out)
@@ -103,6 +104,7 @@ static void build_tables(const struct model_info *m, struct option *longs,
         {"max-clients", required_argument, NULL, 'c'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, LONG_HELP},
+        {"idle-timeout", required_argument, NULL, LONG_IDLE_TIMEOUT},
     };
     size_t n = sizeof(common) / sizeof(common[0]);
 
@@ -155,6 +157,9 @@ static int parse_common(int c, const struct model_info *m,
     case 'v':
         out->verbose++;
         return 0;
+    case LONG_IDLE_TIMEOUT:
+        return parse_number("--idle-timeout", optarg, 0,
+                            OPTS_IDLE_TIMEOUT_MAX, &out->idle_timeout);
     }
     return -1;
 }
@@ -170,6 +175,7 @@ enum opts_result opts_parse(int argc, char **argv, const struct model_info *m,
     out->port = m->default_port;
     out->max_clients = m->default_max_clients;
     out->verbose = 0;
+    out->idle_timeout = OPTS_IDLE_TIMEOUT_DEFAULT;
     build_tables(m, longs, shorts);
     optind = 0;   /* glibc: 0 re-initialises getopt fully (tests parse twice) */
     opterr = 0;
@@ -207,6 +213,9 @@ void opts_usage(const struct model_info *m, FILE *f)
                "most %d)\n", m->default_max_clients, m->max_clients_limit);
     fprintf(f, "  -v, --verbose          trace events to stderr; -vv traces "
                "every readiness/completion\n");
+    fprintf(f, "      --idle-timeout SECS  close a client silent (or not "
+               "reading its echo) that\n                         long "
+               "(default %d; 0 = never)\n", OPTS_IDLE_TIMEOUT_DEFAULT);
     fprintf(f, "      --help             this text\n");
     for (size_t i = 0; i < m->extra_count; i++) {
         const struct model_opt *o = &m->extra[i];

@@ -4,6 +4,9 @@
  *   -p, --port PORT       TCP port (default 9000+NN; 0 = any free port)
  *   -c, --max-clients N   concurrent clients (default 1000 or the model's limit)
  *   -v, --verbose         -v traces events, -vv every readiness/completion
+ *       --idle-timeout SECS  close a client idle that long (default 300,
+ *                         0 = never): nothing received from it, or none of
+ *                         its pending echo taken (NOTES §3, "Idle clients")
  *       --help            usage on stdout, exit 0
  *
  * A model adds its own options with a small table of struct model_opt,
@@ -15,6 +18,9 @@
 
 #include <stddef.h>
 #include <stdio.h>
+
+#define OPTS_IDLE_TIMEOUT_DEFAULT 300  /* seconds (redis: 0, nginx: 60) */
+#define OPTS_IDLE_TIMEOUT_MAX 86400    /* a day: ms still fit any int */
 
 enum model_opt_kind {
     OPT_FLAG,    /* present or not: *value = 1 when given */
@@ -38,6 +44,7 @@ struct server_opts {
     int port;
     int max_clients;
     int verbose;
+    int idle_timeout;        /* seconds; 0 = never close an idle client */
 };
 
 struct model_info {

@@ -9,6 +9,7 @@ void stats_init(struct stats *s)
     atomic_init(&s->bytes_echoed, 0);
     atomic_init(&s->current, 0);
     atomic_init(&s->peak, 0);
+    atomic_init(&s->closed_idle, 0);
 }
 
 int stats_client_opened(struct stats *s)
@@ -27,6 +28,11 @@ int stats_client_closed(struct stats *s)
     return atomic_fetch_sub(&s->current, 1) - 1;
 }
 
+void stats_closed_idle(struct stats *s)
+{
+    atomic_fetch_add(&s->closed_idle, 1);
+}
+
 void stats_echoed(struct stats *s, unsigned long long bytes)
 {
     atomic_fetch_add(&s->bytes_echoed, bytes);
@@ -37,7 +43,7 @@ int stats_current(struct stats *s) { return atomic_load(&s->current); }
 void stats_print_summary(struct stats *s)
 {
     log_info("shutdown: %lu clients served, %llu bytes echoed, "
-             "peak %d concurrent",
+             "peak %d concurrent, %lu closed idle",
              atomic_load(&s->served), atomic_load(&s->bytes_echoed),
-             atomic_load(&s->peak));
+             atomic_load(&s->peak), atomic_load(&s->closed_idle));
 }

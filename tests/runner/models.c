@@ -10,12 +10,14 @@
 #include "fd_setsize.h"
 #include "gdb_tour.h"
 #include "generic.h"
+#include "idle_timeout.h"
 #include "sigpending.h"
 #include "uring_refused.h"
 
 const struct variant variants[] = {
     /* 01: the notes' first model, one client at a time; it times out idle
-     * clients after 10 s, so idle-then-active (2 s) passes normally. */
+     * clients (--idle-timeout, 300 s), so idle-then-active (2 s) passes
+     * normally, and idle-timeout times its silent clients out in turn. */
     {.name = "01-blocking/iterative",
      .dir = "01-blocking",
      .args = {"--mode", "iterative"},
@@ -115,6 +117,8 @@ const struct runner_scenario runner_scenarios[] = {
      .run = runner_fd_exhaustion, .generic = true, .linux_only = true},
     {.name = "graceful-shutdown", .column = "term",
      .run = runner_graceful_shutdown, .generic = true},
+    {.name = "idle-timeout", .column = "idleto", .run = runner_idle_timeout,
+     .generic = true},
     /* Model-specific: only the rows that list them in .extra. */
     {.name = "fd-setsize", .column = "fdset", .run = runner_fd_setsize},
     {.name = "sigpending", .column = "sigq", .run = runner_sigpending,

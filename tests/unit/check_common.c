@@ -21,6 +21,7 @@
 #include "addr.h"
 #include "buf.h"
 #include "err.h"
+#include "idle.h"
 #include "log.h"
 #include "net.h"
 #include "opts.h"
@@ -188,19 +189,22 @@ START_TEST(test_opts_defaults)
     ck_assert_int_eq(o.port, 9099);
     ck_assert_int_eq(o.max_clients, 1000);
     ck_assert_int_eq(o.verbose, 0);
+    ck_assert_int_eq(o.idle_timeout, 300);
 }
 END_TEST
 
 START_TEST(test_opts_all_common_options)
 {
     struct server_opts o;
-    const char *words[] = {"-H", "::1", "--port", "0", "-c", "7", "-vv", NULL};
+    const char *words[] = {"-H", "::1", "--port", "0", "-c", "7", "-vv",
+                           "--idle-timeout", "0", NULL};
 
     ck_assert_int_eq(parse(&o, words), OPTS_OK);
     ck_assert_str_eq(o.host, "::1");
     ck_assert_int_eq(o.port, 0);
     ck_assert_int_eq(o.max_clients, 7);
     ck_assert_int_eq(o.verbose, 2);
+    ck_assert_int_eq(o.idle_timeout, 0);
 }
 END_TEST
 
@@ -226,6 +230,8 @@ static const char *const bad_lines[][4] = {
     {"-c", "5001", NULL},      {"-H", "localhost", NULL},
     {"--mode", "fast", NULL},  {"-t", "0", NULL},    {"--bogus", NULL},
     {"-p", NULL},              {"extra-word", NULL}, {"-p", "99999999999999999999", NULL},
+    {"--idle-timeout", "-1", NULL}, {"--idle-timeout", "2s", NULL},
+    {"--idle-timeout", "86401", NULL}, {"--idle-timeout", NULL},
 };
 
 START_TEST(test_opts_rejects_bad_input)
@@ -607,6 +613,53 @@ START_TEST(test_stats_peak_and_current)
     ck_assert_int_eq(atomic_load(&s.peak), 2);
     ck_assert_uint_eq(atomic_load(&s.served), 3);
     ck_assert_uint_eq(atomic_load(&s.bytes_echoed), 100);
+    stats_closed_idle(&s);
+    ck_assert_uint_eq(atomic_load(&s.closed_idle), 1);
+}
+END_TEST
+
+/* The idle list: oldest first, a touch moves one to the tail, only the
+ * head is looked at, and a timeout of 0 expires nobody. */
+START_TEST(test_idle_oldest_first_and_touch_moves_to_tail)
+{
+    struct idle_list list;
+    struct idle_entry a, b, c;
+    int owners[3];
+
+    idle_init(&list, 2);  /* 2 s */
+    ck_assert_int_eq(idle_next_ms(&list, 0), -1);  /* nobody to time */
+    idle_add(&list, &a, &owners[0], 1000);
+    idle_add(&list, &b, &owners[1], 1500);
+    idle_add(&list, &c, &owners[2], 1800);
+    ck_assert_int_eq(idle_next_ms(&list, 2000), 1000);  /* a at 3000 */
+    ck_assert_ptr_null(idle_expired(&list, 2999));
+    idle_touch(&list, &a, 2500);  /* a is newest now: b is the oldest */
+    ck_assert_int_eq(idle_next_ms(&list, 3000), 500);
+    ck_assert_ptr_eq(idle_expired(&list, 3500), &owners[1]);
+    idle_remove(&b);
+    ck_assert(!idle_listed(&b));
+    idle_remove(&b);  /* twice is harmless */
+    ck_assert_ptr_eq(idle_expired(&list, 3800), &owners[2]);
+    idle_remove(&c);
+    ck_assert_ptr_null(idle_expired(&list, 4499));
+    ck_assert_ptr_eq(idle_expired(&list, 9999), &owners[0]);
+    ck_assert_int_eq(idle_next_ms(&list, 9999), 0);  /* overdue: 0, not < 0 */
+    idle_remove(&a);
+    ck_assert_int_eq(idle_next_ms(&list, 9999), -1);
+}
+END_TEST
+
+START_TEST(test_idle_timeout_0_expires_nobody)
+{
+    struct idle_list list;
+    struct idle_entry a;
+    int owner;
+
+    idle_init(&list, 0);
+    idle_add(&list, &a, &owner, 0);
+    ck_assert_ptr_null(idle_expired(&list, 1000LL * 1000 * 1000));
+    ck_assert_int_eq(idle_next_ms(&list, 1000LL * 1000 * 1000), -1);
+    idle_remove(&a);
 }
 END_TEST
 
@@ -623,6 +676,17 @@ static Suite *sig_suite(void)
     return s;
 }
 
+static Suite *idle_suite(void)
+{
+    Suite *s = suite_create("idle");
+    TCase *tc = tcase_create("idle");
+
+    tcase_add_test(tc, test_idle_oldest_first_and_touch_moves_to_tail);
+    tcase_add_test(tc, test_idle_timeout_0_expires_nobody);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
 void add_common_suites(SRunner *sr)
 {
     srunner_add_suite(sr, buf_suite());
@@ -631,4 +695,5 @@ void add_common_suites(SRunner *sr)
     srunner_add_suite(sr, net_suite());
     srunner_add_suite(sr, err_suite());
     srunner_add_suite(sr, sig_suite());
+    srunner_add_suite(sr, idle_suite());
 }
