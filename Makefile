@@ -8,6 +8,7 @@
 #   make tsan            the threaded models under ThreadSanitizer (build/tsan/)
 #   make valgrind        each server under memcheck, leak-checked after SIGTERM
 #   make helgrind        06's callback threads under helgrind (TSan cannot)
+#   make faults          every Linux row with transient kernel errors injected
 #   make gdb M=02        a model under gdb with its walkthrough.gdb
 #   make compare         every model under the same workloads (release build)
 #   make win32           the Win32 twins (NN-model/win32.c) with mingw-w64
@@ -25,7 +26,7 @@ CC ?= cc
 # A fresh Debian/Ubuntu machine needs nothing but `make test` (README.md,
 # "The two commands"): each target installs what it lacks.
 DEPS_BUILD   := gcc make pkg-config check liburing-dev
-DEPS_TEST    := socat valgrind gdb
+DEPS_TEST    := socat valgrind gdb strace
 DEPS_COMPARE := gnuplot-nox strace libuv1-dev libev-dev
 # Only for the Win32 targets: about 220 MB to fetch, 1.4 GB on disk, so
 # `make test` never pulls them. `wine` is the launcher, wine64 the loader.
@@ -193,8 +194,8 @@ build/wine/system.reg: | deps-win32
 
 # ---------------------------------------------------------------- targets
 .DEFAULT_GOAL := all
-.PHONY: all release asan tsan-build test sanitize tsan valgrind helgrind gdb compare clean \
-        win32 test-win32 run-win32
+.PHONY: all release asan tsan-build test sanitize tsan valgrind helgrind faults gdb \
+        compare clean win32 test-win32 run-win32
 
 all: build-debug
 release: build-release
@@ -227,6 +228,12 @@ valgrind: deps-test build-debug
 helgrind: deps-test build-debug
 	RUNNER_WRAP="valgrind --tool=helgrind --suppressions=tests/tools/helgrind.supp --error-exitcode=99 --quiet" \
 	    tests/check --valgrind $(or $(MODEL),06-aio-overlapped)
+
+# Every Linux row under `strace -f -e inject=...`: accept errors, EINTR on
+# recv, send and the waits, io_uring_enter's EAGAIN and EBUSY; the client's
+# whole suite, then SIGINT and exit 0 (tests/tools/faults.sh, NOTES §7.14).
+faults: deps-test build-debug
+	tests/tools/faults.sh $(MODEL)
 
 win32: $(WIN32_EXES)
 
