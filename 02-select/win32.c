@@ -282,6 +282,7 @@ static void conn_open(SOCKET fd, const char *peer)
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     c->slot = client_count;
     clients[client_count++] = c;
+    idle_add(&idle_clients, &c->idle, c, clock_ms());
     FD_SET(fd, &read_master);   /* the notes: FD_SET(c, &a) */
     int now = stats_client_opened(&stats);
     log_event("accept fd=%llu peer=%s clients=%d", (unsigned long long)fd,

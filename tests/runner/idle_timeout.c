@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -61,16 +62,17 @@ static enum outcome forever_clients(const struct target *t, int *fds, int n,
  * closed them (all at once, or one after another on an iterative row), and
  * each of them sees end of stream. */
 static enum outcome silent_then_newcomer(const struct target *t, int *fds,
-                                         int n, char *why, size_t why_len)
+                                         int n, bool serial, char *why,
+                                         size_t why_len)
 {
     int newcomer = -1;
+    int allowed_ms = (serial ? n : 1) * IDLE_MS + STEP_LONG_MS;
 
     if (connect_many(t, fds, (size_t)n, why, why_len) != OUTCOME_PASS)
         return OUTCOME_FAIL;
     if (connect_many(t, &newcomer, 1, why, why_len) != OUTCOME_PASS)
         return OUTCOME_FAIL;
-    enum outcome o = echo_once(newcomer, n, 820, 64, n * IDLE_MS + STEP_LONG_MS,
-                               why, why_len);
+    enum outcome o = echo_once(newcomer, n, 820, 64, allowed_ms, why, why_len);
     close(newcomer);
     if (o != OUTCOME_PASS) {
         size_t len = strlen(why);
@@ -228,8 +230,8 @@ enum outcome runner_idle_timeout(const struct run_ctx *ctx, char *why,
     o = forever_clients(&forever_target, kept_fds, kept, why, why_len);
     long long quiet_until = client_deadline(FOREVER_QUIET_MS);
     if (o == OUTCOME_PASS)
-        o = silent_then_newcomer(&timed_target, silent_fds, silent, why,
-                                 why_len);
+        o = silent_then_newcomer(&timed_target, silent_fds, silent,
+                                 ctx->v->iterative, why, why_len);
     if (o == OUTCOME_PASS)
         o = active_and_not_reading(&timed_target, why, why_len);
     if (o == OUTCOME_PASS)
