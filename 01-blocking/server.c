@@ -15,6 +15,8 @@
  *   [S6] recv() returns 0: the client left; conn_close   (Win32: closesocket)
  *   [S7] SIGTERM: the handler shutdown()s the blocked sockets; shutdown_all
  *        joins the threads and frees
+ *   [S8] recv() or send() waited --idle-timeout s for a byte: the kernel's
+ *        socket timeout fails it with EAGAIN; close_idle    (Win32: the same)
  *
  * Win32: the notes' WSAStartup/WSACleanup have no counterpart (the socket
  * API is always there); SOCKET is an int; WSAGetLastError() is errno.
@@ -45,7 +47,6 @@
 
 #define DEFAULT_PORT 9001
 #define DEFAULT_MAX_CLIENTS 1000
-#define DEFAULT_TIMEOUT_SECONDS 10
 #define THREAD_STACK_BYTES (256 * 1024)
 #define EMFILE_PAUSE_MS 100     /* out of descriptors: stop accepting */
 #define SLOT_LISTEN 0           /* sig_shutdown_on_stop slots */
@@ -65,7 +66,6 @@ struct conn {
 
 static struct server_opts opts;
 static int mode = MODE_ITERATIVE;
-static int timeout_seconds = DEFAULT_TIMEOUT_SECONDS;
 static struct stats stats;
 static int listen_fd = -1;
 
@@ -84,6 +84,7 @@ static void event_loop(void);
 static void on_accept(struct conn *c);
 static void serve_client(struct conn *c);
 static void conn_close(struct conn *c);
+static void close_idle(struct conn *c);
 static void start_worker(struct conn *c);
 static void *worker_main(void *arg);
 static void shutdown_all(void);
@@ -98,13 +99,6 @@ static const struct model_opt model_opts[] = {
      .help = "iterative: one client at a time (default); threads: one "
              "thread each",
      .value = &mode},
-    {.name = "timeout",
-     .kind = OPT_INT,
-     .arg_name = "SECONDS",
-     .min = 1,
-     .max = 3600,
-     .help = "drop a client idle (or not reading) this long (default 10)",
-     .value = &timeout_seconds},
 };
 
 static const struct model_info model = {
@@ -236,9 +230,13 @@ static void on_accept(struct conn *c)
     /* An urgent byte stays in line and is echoed like the rest. */
     if (net_set_oobinline(c->fd) == -1)
         warn_errno("setsockopt(SO_OOBINLINE, fd=%d)", c->fd);
-    /* The idle timeout: without it one silent client (or one that never
-     * reads its echo) would hold the iterative server forever. */
-    if (net_set_timeouts(c->fd, timeout_seconds * 1000) == -1)
+    /* [S8] The idle timeout: without it one silent client (or one that
+     * never reads its echo) would hold the iterative server forever. The
+     * kernel times each blocked recv() and send() (SO_RCVTIMEO,
+     * SO_SNDTIMEO), so this model needs no timer and no list of its own:
+     * one thread per client, one timer per call. --idle-timeout 0 sets 0,
+     * which means "no timeout" to both options. */
+    if (net_set_timeouts(c->fd, opts.idle_timeout * 1000) == -1)
         warn_errno("setsockopt(SO_RCVTIMEO, fd=%d)", c->fd);
     int now = stats_client_opened(&stats);
     log_event("accept fd=%d peer=%s clients=%d", c->fd, c->peer, now);
@@ -257,8 +255,7 @@ static void serve_client(struct conn *c)
             if (errno == EINTR && !sig_stop_requested())
                 continue;  /* a signal we do not stop for: recv again */
             if (errno == EAGAIN || errno == EWOULDBLOCK)
-                log_event("fd=%d idle for %d s: closing", c->fd,
-                          timeout_seconds);
+                close_idle(c);  /* nothing came: the timeout */
             else if (errno != EINTR)
                 log_event("recv fd=%d: %s", c->fd, strerror(errno));
             return;
@@ -268,10 +265,12 @@ static void serve_client(struct conn *c)
             ssize_t sent = buf_drain(&c->echo, c->fd);
             if (sent == -1 && errno == EINTR && !sig_stop_requested())
                 continue;
+            if (sent == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                close_idle(c);  /* none of the echo taken: the timeout */
+                return;
+            }
             if (sent == -1) {
-                log_event("send fd=%d: %s", c->fd,
-                          errno == EAGAIN ? "client not reading (timeout)"
-                                          : strerror(errno));
+                log_event("send fd=%d: %s", c->fd, strerror(errno));
                 return;
             }
             stats_echoed(&stats, (unsigned long long)sent);
@@ -291,6 +290,18 @@ static void conn_close(struct conn *c)
     log_event("close fd=%d peer=%s clients=%d", c->fd, c->peer, now);
     c->fd = -1;
     c->echo.len = 0;  /* a reset client may leave unsent bytes behind */
+}
+
+/* [S8] recv() waited --idle-timeout seconds and nothing came, or send()
+ * did and the client took none of its echo: the socket's timeout ran out
+ * and the call failed with EAGAIN. A send() that moved some bytes before
+ * the timeout returns that count instead; only the next one fails. */
+static void close_idle(struct conn *c)
+{
+    log_info("idle fd=%d peer=%s: closed after %d s", c->fd, c->peer,
+             opts.idle_timeout);
+    stats_closed_idle(&stats);
+    conn_close(c);
 }
 
 /* --mode threads: the client's own thread runs the same serve_client() as

@@ -16,6 +16,8 @@
  *   [S5] POLLOUT (asked only while output is pending): on_writable
  *   [S6] EOF, POLLERR/POLLHUP/POLLNVAL: conn_close moves the last slot in
  *   [S7] SIGTERM interrupts ppoll(): close every client, print summary
+ *   [S8] after every turn, close_idle: clients idle --idle-timeout seconds;
+ *        ppoll's timeout is the time left until the oldest expires
  *
  * Win32: none in the notes, which go from select straight to
  * WSAEventSelect. Windows has the same call as WSAPoll() (Vista and later,
@@ -40,6 +42,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
+#include "idle.h"
 #include "log.h"
 #include "net.h"
 #include "opts.h"
@@ -60,6 +63,7 @@ struct conn {
     char peer[ADDR_TEXT_MAX];
     struct buf echo;            /* bytes received, not yet sent back */
     bool peer_done;             /* the client sent FIN: echo the rest, close */
+    struct idle_entry idle;     /* its place in idle_clients */
 };
 
 static struct server_opts opts;
@@ -74,6 +78,7 @@ static struct pollfd *pfds;
 static struct conn **slot_conns;
 static nfds_t nslots, slots_cap;
 static long long accept_paused_until; /* EMFILE: clock_ms() to resume, or 0 */
+static struct idle_list idle_clients; /* [S8] least recently active first */
 
 static void setup_stop(void);
 static int setup_listener(void);
@@ -86,6 +91,7 @@ static bool on_readable(struct conn *c);
 static bool on_writable(struct conn *c);
 static void watch(struct conn *c);
 static void conn_close(struct conn *c);
+static void close_idle(void);
 static void shutdown_all(void);
 static bool accepting(void);
 static struct timespec *wait_timeout(struct timespec *ts);
@@ -107,6 +113,7 @@ int main(int argc, char **argv)
     opts_parse_or_exit(argc, argv, &model, &opts);
     log_init("poll", opts.verbose);
     stats_init(&stats);
+    idle_init(&idle_clients, opts.idle_timeout);
 
     /* send() to a client that reset the connection must return EPIPE, not
      * kill us with SIGPIPE (we also pass MSG_NOSIGNAL; this covers all). */
@@ -177,13 +184,14 @@ static void event_loop(void)
             die("poll");  /* ENOMEM, or a bug (EFAULT, EINVAL) */
         log_trace("poll: %d ready of %lu slots", ready,
                   (unsigned long)nslots);
-        if (ready == 0)
-            continue;  /* the EMFILE retry timer ran out */
-        if (pfds[LISTEN_SLOT].revents & POLLIN)
+        /* ready == 0: a timer ran out (the oldest client's idle
+         * deadline, or the EMFILE pause): nobody is ready. */
+        if (ready > 0 && (pfds[LISTEN_SLOT].revents & POLLIN))
             on_accept();  /* first: appended slots get revents = 0 */
-        for (nfds_t i = LISTEN_SLOT + 1; i < nslots;)
+        for (nfds_t i = LISTEN_SLOT + 1; ready > 0 && i < nslots;)
             if (on_event(i))
                 i++;  /* else slot i now holds the former last: again */
+        close_idle();
     }
 }
 
@@ -259,6 +267,7 @@ static void conn_open(int fd, const char *peer)
     c->slot = nslots++;
     pfds[c->slot] = (struct pollfd){.fd = fd, .events = POLLIN};
     slot_conns[c->slot] = c;
+    idle_add(&idle_clients, &c->idle, c, clock_ms());
     int now = stats_client_opened(&stats);
     log_event("accept fd=%d peer=%s clients=%d", fd, c->peer, now);
 }
@@ -307,6 +316,7 @@ static bool on_readable(struct conn *c)
         log_event("fd=%d half-closed, %zu bytes left to echo", c->fd,
                   buf_len(&c->echo));
     } else {
+        idle_touch(&idle_clients, &c->idle, clock_ms());  /* [S8] active */
         log_trace("recv fd=%d %zd bytes", c->fd, n);
     }
     return on_writable(c);
@@ -328,6 +338,7 @@ static bool on_writable(struct conn *c)
             return false;
         }
         stats_echoed(&stats, (unsigned long long)sent);
+        idle_touch(&idle_clients, &c->idle, clock_ms());  /* [S8] it reads */
         log_trace("send fd=%d %zd bytes", c->fd, sent);
     }
     if (c->peer_done && buf_empty(&c->echo)) {
@@ -367,6 +378,7 @@ static void conn_close(struct conn *c)
     slot_conns[c->slot] = slot_conns[last];
     slot_conns[c->slot]->slot = c->slot;
     nslots--;
+    idle_remove(&c->idle);
     if (close(c->fd) == -1)
         warn_errno("close(fd=%d)", c->fd);
     int now = stats_client_closed(&stats);
@@ -374,6 +386,23 @@ static void conn_close(struct conn *c)
     accept_paused_until = 0;  /* a descriptor and a slot are free */
     buf_free(&c->echo);
     free(c);
+}
+
+/* [S8] Closes the clients that have been idle --idle-timeout seconds:
+ * nothing received, and none of their echo taken. idle_clients is in
+ * order of last activity, so only its head can have expired: this looks
+ * at the expired ones and one more, not at every client (idle.h). */
+static void close_idle(void)
+{
+    long long now = clock_ms();
+    struct conn *c;
+
+    while ((c = idle_expired(&idle_clients, now)) != NULL) {
+        log_info("idle fd=%d peer=%s: closed after %d s", c->fd, c->peer,
+                 opts.idle_timeout);
+        stats_closed_idle(&stats);
+        conn_close(c);
+    }
 }
 
 /* [S7] SIGTERM: close every client (an echo still unsent is dropped). */
@@ -396,15 +425,23 @@ static bool accepting(void)
            stats_current(&stats) < opts.max_clients;
 }
 
-/* The wait's timeout: none (NULL: wait for an event), or the end of an
- * EMFILE pause (the retry timer). */
+/* [S8] The wait's timeout: until the oldest client would expire, or the
+ * end of an EMFILE pause if that comes first (the retry timer); NULL, wait
+ * for an event, when there is nothing to time. */
 static struct timespec *wait_timeout(struct timespec *ts)
 {
-    if (accept_paused_until == 0)
+    long long now = clock_ms();
+    long long ms = idle_next_ms(&idle_clients, now);  /* -1: nobody */
+
+    if (accept_paused_until != 0) {
+        long long pause_left = accept_paused_until - now;
+        if (pause_left < 0)
+            pause_left = 0;
+        if (ms == -1 || pause_left < ms)
+            ms = pause_left;
+    }
+    if (ms == -1)
         return NULL;
-    long long ms = accept_paused_until - clock_ms();
-    if (ms < 0)
-        ms = 0;
     *ts = (struct timespec){ms / 1000, ms % 1000 * 1000000L};
     return ts;
 }

@@ -20,6 +20,8 @@
  *   [S6] EOF, EPOLLERR/EPOLLHUP: conn_close: EPOLL_CTL_DEL, close; the
  *        struct is freed after the batch                 (Win32: FD_CLOSE)
  *   [S7] SIGTERM arrives as data on the signalfd: on_stop; shutdown_all
+ *   [S8] the timerfd in the set fires at the oldest client's idle deadline:
+ *        on_idle_timer, close_idle                 (Win32: the wait's timeout)
  *
  * Win32: WSACreateEvent + WSAEventSelect(s, ev, FD_READ|FD_CLOSE) is
  * epoll_ctl(ADD); WSAWaitForMultipleEvents is epoll_wait; the event mask
@@ -45,12 +47,14 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "addr.h"
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
+#include "idle.h"
 #include "log.h"
 #include "net.h"
 #include "opts.h"
@@ -76,6 +80,7 @@ struct conn {
     bool dead;                  /* closed: this batch's later events are stale */
     struct conn *next_ready;    /* the ready list */
     struct conn *prev, *next;   /* the open clients, then the graveyard */
+    struct idle_entry idle;     /* its place in idle_clients */
 };
 
 static struct server_opts opts;
@@ -84,6 +89,8 @@ static struct stats stats;
 static int listen_fd = -1;
 static int signal_fd = -1;      /* SIGINT/SIGTERM, read as data */
 static int epoll_fd = -1;       /* the set; its interest list is in-kernel */
+static int timer_fd = -1;       /* [S8] the idle timer, in the set */
+static bool timer_armed;        /* set for the oldest client's deadline */
 
 static struct conn *clients;    /* every open client, for shutdown */
 /* --edge: clients whose read budget ran out before EAGAIN. No new edge
@@ -94,6 +101,7 @@ static struct conn *ready_head, *ready_tail;
 static struct conn *graveyard;
 static uint32_t listen_armed;   /* EPOLLIN while accepting, else 0 */
 static long long accept_paused_until; /* EMFILE: clock_ms() to resume, or 0 */
+static struct idle_list idle_clients; /* [S8] least recently active first */
 
 static void setup_epoll(void);
 static void setup_stop(void);
@@ -107,12 +115,15 @@ static bool on_readable(struct conn *c);
 static bool on_writable(struct conn *c);
 static bool watch(struct conn *c);
 static void conn_close(struct conn *c);
+static void on_idle_timer(void);
+static void close_idle(void);
 static void on_stop(void);
 static void shutdown_all(void);
 static void ready_push(struct conn *c);
 static void run_ready_list(void);
 static void free_graveyard(void);
 static void watch_listener(void);
+static void arm_idle_timer(void);
 static bool accepting(void);
 static int wait_timeout(void);
 
@@ -137,6 +148,7 @@ int main(int argc, char **argv)
     opts_parse_or_exit(argc, argv, &model, &opts);
     log_init("epoll", opts.verbose);
     stats_init(&stats);
+    idle_init(&idle_clients, opts.idle_timeout);
 
     /* send() to a client that reset the connection must return EPIPE, not
      * kill us with SIGPIPE (we also pass MSG_NOSIGNAL; this covers all). */
@@ -153,13 +165,23 @@ int main(int argc, char **argv)
     return EXIT_SUCCESS;
 }
 
-/* [S1] The set: one for every socket. */
+/* [S1] The set: one for every socket, and a timerfd for the idle timer.
+ * A timer that is a descriptor waits in the same set as the sockets, so
+ * epoll_wait needs no timeout of its own: the kernel's timer makes the
+ * timerfd readable at the deadline, and the loop sees one more event. */
 static void setup_epoll(void)
 {
     /* Win32: WSACreateEvent, but once for every socket, not once each */
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd == -1)
         die("epoll_create1");
+    /* [S8] Win32: CreateWaitableTimer, a timer that is a waitable handle */
+    timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (timer_fd == -1)
+        die("timerfd_create");
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &timer_fd};
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, timer_fd, &ev) == -1)
+        die("epoll_ctl(ADD, timerfd)");
 }
 
 /* [S1] SIGINT/SIGTERM, read as data: blocked, so never delivered the usual
@@ -225,11 +247,14 @@ static void event_loop(void)
                 on_accept();
             else if (ptr == &signal_fd)
                 on_stop();
+            else if (ptr == &timer_fd)
+                on_idle_timer();
             else
                 on_event(ptr, events[i].events);
         }
         run_ready_list();
         free_graveyard();  /* no event of this batch is left to use them */
+        arm_idle_timer();
     }
 }
 
@@ -309,6 +334,7 @@ static void conn_open(int fd, const char *peer)
     if (clients != NULL)
         clients->prev = c;
     clients = c;
+    idle_add(&idle_clients, &c->idle, c, clock_ms());
     int now = stats_client_opened(&stats);
     log_event("accept fd=%d peer=%s clients=%d", fd, c->peer, now);
     return;
@@ -367,6 +393,7 @@ static bool on_readable(struct conn *c)
             log_event("fd=%d half-closed, %zu bytes left to echo", c->fd,
                       buf_len(&c->echo));
         } else {
+            idle_touch(&idle_clients, &c->idle, clock_ms());  /* [S8] active */
             log_trace("recv fd=%d %zd bytes", c->fd, n);
         }
         if (!on_writable(c))
@@ -392,6 +419,7 @@ static bool on_writable(struct conn *c)
             return false;
         }
         stats_echoed(&stats, (unsigned long long)sent);
+        idle_touch(&idle_clients, &c->idle, clock_ms());  /* [S8] it reads */
         log_trace("send fd=%d %zd bytes", c->fd, sent);
     }
     if (c->peer_done && buf_empty(&c->echo)) {
@@ -453,6 +481,7 @@ static void conn_close(struct conn *c)
     int now = stats_client_closed(&stats);
     log_event("close fd=%d peer=%s clients=%d", c->fd, c->peer, now);
     accept_paused_until = 0;  /* a descriptor and a slot are free */
+    idle_remove(&c->idle);
     c->dead = true;
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -464,14 +493,48 @@ static void conn_close(struct conn *c)
     graveyard = c;
 }
 
+/* [S8] The timerfd fired: the oldest client's deadline has come (or, if
+ * it was touched since, the deadline it had then). Read the expiry count
+ * (a timerfd stays readable until read), then close whoever has expired;
+ * the loop re-arms the timer for the new oldest. */
+static void on_idle_timer(void)
+{
+    uint64_t expirations;
+
+    if (read(timer_fd, &expirations, sizeof(expirations)) == -1 &&
+        errno != EAGAIN && errno != EINTR)
+        die("read(timerfd)");  /* EAGAIN: already read; EINTR: next turn */
+    timer_armed = false;
+    close_idle();
+}
+
+/* Closes the clients that have been idle --idle-timeout seconds:
+ * nothing received, and none of their echo taken. idle_clients is in
+ * order of last activity, so only its head can have expired: this looks
+ * at the expired ones and one more, not at every client (idle.h). A
+ * client closed here may have an event further down this batch: conn_close
+ * leaves it in the graveyard, marked dead, until the batch is done. */
+static void close_idle(void)
+{
+    long long now = clock_ms();
+    struct conn *c;
+
+    while ((c = idle_expired(&idle_clients, now)) != NULL) {
+        log_info("idle fd=%d peer=%s: closed after %d s", c->fd, c->peer,
+                 opts.idle_timeout);
+        stats_closed_idle(&stats);
+        conn_close(c);
+    }
+}
+
 /* [S7] SIGINT/SIGTERM, read as data: the loop ends after this batch. */
 static void on_stop(void)
 {
     struct signalfd_siginfo si;
     ssize_t n = read(signal_fd, &si, sizeof(si));
 
-    if (n == -1 && errno == EAGAIN)
-        return;  /* nothing pending after all */
+    if (n == -1 && (errno == EAGAIN || errno == EINTR))
+        return;  /* nothing pending after all, or read next turn */
     if (n != (ssize_t)sizeof(si))
         die("read(signalfd)");
     log_event("signal %u from pid %u: shutting down", si.ssi_signo,
@@ -488,6 +551,7 @@ static void shutdown_all(void)
     ready_head = ready_tail = NULL;
     free_graveyard();
     close(signal_fd);
+    close(timer_fd);
     close(epoll_fd);
 }
 
@@ -545,6 +609,28 @@ static void watch_listener(void)
     if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, listen_fd, &ev) == -1)
         die("epoll_ctl(MOD, listener)");
     listen_armed = want;
+}
+
+/* [S8] Arms the timerfd for the oldest client's deadline, unless it is
+ * armed already. While armed, the oldest deadline can only have moved
+ * later (a touch, a close, a newcomer at the tail), so the timer fires on
+ * time or early; early, close_idle finds nobody and this re-arms it. One
+ * timerfd_settime per expiry, not one per message. Absolute time on
+ * CLOCK_MONOTONIC, the clock clock_ms() reads. (Win32: SetWaitableTimer.) */
+static void arm_idle_timer(void)
+{
+    if (timer_armed)
+        return;
+    long long now = clock_ms();
+    long long left = idle_next_ms(&idle_clients, now);  /* -1: nobody */
+    if (left == -1)
+        return;
+    long long at = now + left;
+    struct itimerspec when = {
+        .it_value = {at / 1000, at % 1000 * 1000000L}};  /* one-shot */
+    if (timerfd_settime(timer_fd, TFD_TIMER_ABSTIME, &when, NULL) == -1)
+        die("timerfd_settime");
+    timer_armed = true;
 }
 
 /* Accept now? Not at -c (newcomers wait in the listen backlog), nor

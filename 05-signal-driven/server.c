@@ -28,6 +28,8 @@
  *                                                            (Win32: FD_WRITE)
  *   [S6] conn_close: O_ASYNC off, close                      (Win32: FD_CLOSE)
  *   [S7] SIGINT/SIGTERM are one more message: on_stop; shutdown_all
+ *   [S8] a POSIX timer's signal is one more message, at the oldest client's
+ *        idle deadline: on_idle_timer, close_idle          (Win32: WM_TIMER)
  *
  * Win32: WSAAsyncSelect(s, hwnd, WM_SOCKET, FD_ACCEPT|FD_READ|FD_WRITE|
  * FD_CLOSE) is fcntl(F_SETOWN_EX, F_SETSIG, O_ASYNC); the window's message
@@ -54,12 +56,14 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "addr.h"
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
+#include "idle.h"
 #include "log.h"
 #include "net.h"
 #include "opts.h"
@@ -70,6 +74,7 @@
 #define DEFAULT_MAX_CLIENTS 1000
 #define EMFILE_PAUSE_MS 100     /* out of descriptors: stop accepting */
 #define IO_SIGNAL_OFFSET 1      /* our message: SIGRTMIN + 1 ("SIG35") */
+#define TIMER_SIGNAL_OFFSET 2   /* the idle timer's: SIGRTMIN + 2 ("SIG36") */
 #define FD_TABLE_MAX (1 << 20)  /* conn_by_fd never grows past this */
 
 /* One client, found from a message's si_fd in conn_by_fd. */
@@ -79,6 +84,7 @@ struct conn {
     struct buf echo;            /* bytes received, not yet sent back */
     bool peer_done;             /* the client sent FIN: echo the rest, close */
     struct conn *prev, *next;   /* the open clients */
+    struct idle_entry idle;     /* its place in idle_clients */
 };
 
 static struct server_opts opts;
@@ -87,9 +93,13 @@ static int listen_fd = -1;
 
 /* The messages: io_signal carries one socket event, SIGIO says the queue
  * overflowed, SIGALRM is our timer (WM_TIMER), SIGINT/SIGTERM ask us to
- * stop. All are blocked and read only by sigwaitinfo() in event_loop. */
+ * stop, timer_signal is the idle timer's. All are blocked and read only by
+ * sigwaitinfo() in event_loop. */
 static int io_signal;
+static int timer_signal;
 static sigset_t messages;
+static timer_t idle_timer;      /* [S8] raises timer_signal once, when set */
+static bool timer_armed;        /* set for the oldest client's deadline */
 
 /* Connections by descriptor number: a message's si_fd indexes it. */
 static struct conn **conn_by_fd;
@@ -101,6 +111,7 @@ static long long accept_paused_until;  /* EMFILE: clock_ms() to resume, or 0 */
 /* on_accept stopped before EAGAIN (-c, EMFILE): clients may wait in the
  * backlog, and no new message will come for them. */
 static bool backlog_waiting;
+static struct idle_list idle_clients; /* [S8] least recently active first */
 
 static void setup_messages(void);
 static void setup_stop(void);
@@ -114,10 +125,13 @@ static bool on_hangup(struct conn *c, long band);
 static bool on_readable(struct conn *c);
 static bool on_writable(struct conn *c);
 static void conn_close(struct conn *c);
+static void on_idle_timer(void);
+static void close_idle(void);
 static void on_stop(const siginfo_t *si);
 static void shutdown_all(void);
 static void on_overflow(void);
 static const char *async_select(int fd);
+static void arm_idle_timer(void);
 static bool accepting(void);
 
 static const struct model_info model = {
@@ -134,6 +148,7 @@ int main(int argc, char **argv)
     opts_parse_or_exit(argc, argv, &model, &opts);
     log_init("sigio", opts.verbose);
     stats_init(&stats);
+    idle_init(&idle_clients, opts.idle_timeout);
 
     /* send() to a client that reset the connection must return EPIPE, not
      * kill us with SIGPIPE (we also pass MSG_NOSIGNAL; this covers all). */
@@ -162,8 +177,16 @@ static void setup_messages(void)
     sigaddset(&messages, SIGIO);
     sigaddset(&messages, SIGALRM);
     sigaddset(&messages, io_signal);
+    timer_signal = SIGRTMIN + TIMER_SIGNAL_OFFSET;
+    sigaddset(&messages, timer_signal);
     if (sigprocmask(SIG_BLOCK, &messages, NULL) == -1)
         die("sigprocmask(SIG_BLOCK)");
+    /* [S8] The idle timer: a POSIX timer whose expiry is a message. Win32:
+     * SetTimer(hwnd, id, ms, NULL), whose WM_TIMER GetMessage returns. */
+    struct sigevent expiry = {.sigev_notify = SIGEV_SIGNAL,
+                              .sigev_signo = timer_signal};
+    if (timer_create(CLOCK_MONOTONIC, &expiry, &idle_timer) == -1)
+        die("timer_create");
 
     struct rlimit nofile;
     if (getrlimit(RLIMIT_NOFILE, &nofile) == -1)
@@ -224,6 +247,7 @@ static void event_loop(void)
             backlog_waiting = false;  /* on_accept sets it again if need be */
             on_accept();
         }
+        arm_idle_timer();
         /* Win32: GetMessage - wait for this thread's next message */
         int sig = sigwaitinfo(&messages, &si);
         if (sig == -1 && errno == EINTR)
@@ -236,6 +260,8 @@ static void event_loop(void)
             on_overflow();  /* the queue overflowed: [S2a] */
         else if (sig == SIGALRM)
             accept_paused_until = 0;  /* WM_TIMER: the EMFILE pause is over */
+        else if (sig == timer_signal)
+            on_idle_timer();  /* WM_TIMER: the idle timer */
         else
             on_message(&si);
     }
@@ -353,6 +379,7 @@ static void conn_open(int fd, const char *peer)
     if (clients != NULL)
         clients->prev = c;
     clients = c;
+    idle_add(&idle_clients, &c->idle, c, clock_ms());
     int now = stats_client_opened(&stats);
     log_event("accept fd=%d peer=%s clients=%d", fd, c->peer, now);
     /* Bytes that came before O_ASYNC was set raised no signal (NOTES
@@ -413,6 +440,7 @@ static bool on_readable(struct conn *c)
             log_event("fd=%d half-closed, %zu bytes left to echo", c->fd,
                       buf_len(&c->echo));
         } else {
+            idle_touch(&idle_clients, &c->idle, clock_ms());  /* [S8] */
             log_trace("recv fd=%d %zd bytes", c->fd, n);
         }
         if (!on_writable(c))
@@ -442,6 +470,7 @@ static bool on_writable(struct conn *c)
             return false;
         }
         stats_echoed(&stats, (unsigned long long)sent);
+        idle_touch(&idle_clients, &c->idle, clock_ms());  /* [S8] it reads */
         log_trace("send fd=%d %zd bytes", c->fd, sent);
     }
     if (c->peer_done && buf_empty(&c->echo)) {
@@ -465,6 +494,7 @@ static void conn_close(struct conn *c)
     log_event("close fd=%d peer=%s clients=%d", c->fd, c->peer, now);
     accept_paused_until = 0;  /* a descriptor and a slot are free */
     conn_by_fd[c->fd] = NULL;
+    idle_remove(&c->idle);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -473,6 +503,37 @@ static void conn_close(struct conn *c)
         c->next->prev = c->prev;
     buf_free(&c->echo);
     free(c);
+}
+
+/* [S8] WM_TIMER: the idle timer's message. The oldest client's deadline
+ * has come (or, if it was touched since, the deadline it had then): close
+ * whoever has expired; the loop re-arms the timer for the new oldest. Its
+ * signal number is above io_signal, and pending signals come lowest number
+ * first, so under a flood of socket messages the timer waits its turn:
+ * as Windows makes WM_TIMER only when the queue has nothing else. The
+ * kernel keeps a queue entry for each POSIX timer, so a full signal queue
+ * (RLIMIT_SIGPENDING) never loses it. */
+static void on_idle_timer(void)
+{
+    timer_armed = false;
+    close_idle();
+}
+
+/* Closes the clients that have been idle --idle-timeout seconds:
+ * nothing received, and none of their echo taken. idle_clients is in
+ * order of last activity, so only its head can have expired: this looks
+ * at the expired ones and one more, not at every client (idle.h). */
+static void close_idle(void)
+{
+    long long now = clock_ms();
+    struct conn *c;
+
+    while ((c = idle_expired(&idle_clients, now)) != NULL) {
+        log_info("idle fd=%d peer=%s: closed after %d s", c->fd, c->peer,
+                 opts.idle_timeout);
+        stats_closed_idle(&stats);
+        conn_close(c);
+    }
 }
 
 /* [S7] SIGINT/SIGTERM, one more message: the loop ends after it. */
@@ -492,6 +553,8 @@ static void shutdown_all(void)
     while (clients != NULL)
         conn_close(clients);
     free(conn_by_fd);
+    if (timer_delete(idle_timer) == -1)  /* Win32: KillTimer */
+        warn_errno("timer_delete");
     if (fcntl(listen_fd, F_SETFL, O_NONBLOCK) == -1)
         warn_errno("fcntl(F_SETFL, listen fd=%d)", listen_fd);
 }
@@ -552,6 +615,28 @@ static const char *async_select(int fd)
     if (fcntl(fd, F_SETFL, O_NONBLOCK | O_ASYNC) == -1)
         return "fcntl(F_SETFL, O_ASYNC)";
     return NULL;
+}
+
+/* [S8] Arms the idle timer for the oldest client's deadline, unless it is
+ * armed already. While armed, the oldest deadline can only have moved
+ * later (a touch, a close, a newcomer at the tail), so the timer fires on
+ * time or early; early, close_idle finds nobody and this re-arms it: one
+ * timer_settime per expiry, not one per message. One-shot, absolute, on
+ * CLOCK_MONOTONIC, the clock clock_ms() reads. */
+static void arm_idle_timer(void)
+{
+    if (timer_armed)
+        return;
+    long long now = clock_ms();
+    long long left = idle_next_ms(&idle_clients, now);  /* -1: nobody */
+    if (left == -1)
+        return;
+    long long at = now + left;
+    struct itimerspec when = {
+        .it_value = {at / 1000, at % 1000 * 1000000L}};
+    if (timer_settime(idle_timer, TIMER_ABSTIME, &when, NULL) == -1)
+        die("timer_settime");
+    timer_armed = true;
 }
 
 /* Accept now? Not at -c (newcomers wait in the listen backlog), nor

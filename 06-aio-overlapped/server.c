@@ -24,6 +24,8 @@
  *   [S6] 0 bytes or an error: conn_close, with nothing in flight
  *   [S7] SIGTERM: shutdown_all: shutdown(2) every socket, wait for every
  *        completion, stop the waiter and glibc's threads, free
+ *   [S8] main's poll() timeout ends at the oldest client's idle deadline:
+ *        close_idle shutdown(2)s it, and its completion closes it
  *
  * Linux differs here more than anywhere (NOTES §7.2, §7.3, §7.10, §7.11):
  * glibc runs each request on a helper thread doing a blocking read() or
@@ -58,6 +60,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
+#include "idle.h"
 #include "log.h"
 #include "net.h"
 #include "opts.h"
@@ -85,6 +88,7 @@ struct conn {
     enum op_kind in_flight;     /* which request glibc has now, or OP_NONE */
     pthread_mutex_t lock;       /* held by whoever posts or completes */
     struct conn *prev, *next;   /* the open clients */
+    struct idle_entry idle;     /* its place in idle_clients (idle_lock) */
 };
 
 static struct server_opts opts;
@@ -116,6 +120,11 @@ static int callbacks_running;   /* on_callback()s not yet returned */
 /* EMFILE: clock_ms() to resume, or 0. Atomic: conn_close ends the pause
  * on the thread that completes, while main reads it. */
 static atomic_llong accept_paused_until;
+/* [S8] Touched by whichever thread completes a request: a lock of its own,
+ * taken last and alone (never with another held under it), so it adds no
+ * lock order to clients_lock -> c->lock. */
+static struct idle_list idle_clients; /* [S8] least recently active first */
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void setup_aio(void);
 static void setup_stop(void);
@@ -133,6 +142,8 @@ static bool on_recv_complete(struct conn *c, int error, size_t bytes);
 static bool on_send_complete(struct conn *c, int error, size_t bytes);
 static void conn_done(struct conn *c, const char *what, int error);
 static void conn_close(struct conn *c);
+static void close_idle(void);
+static void idle_touch_locked(struct conn *c);
 static void shutdown_all(void);
 static void wait_for_helpers(void);
 static int count_threads(void);
@@ -165,6 +176,7 @@ int main(int argc, char **argv)
     opts_parse_or_exit(argc, argv, &model, &opts);
     log_init("aio", opts.verbose);
     stats_init(&stats);
+    idle_init(&idle_clients, opts.idle_timeout);
 
     /* A helper thread's write() to a reset client gets EPIPE (glibc's
      * helpers block every signal); SIG_IGN makes sure of it. */
@@ -258,10 +270,12 @@ static void event_loop(void)
         if (ready == -1)
             die("poll");
         if ((fds[0].revents & POLLIN) &&
-            read(main_wake_fd, &count, sizeof(count)) == -1 && errno != EAGAIN)
-            die("read(eventfd)");
+            read(main_wake_fd, &count, sizeof(count)) == -1 &&
+            errno != EAGAIN && errno != EINTR)
+            die("read(eventfd)");  /* EINTR: still readable next turn */
         if (fds[1].revents & POLLIN)
             on_accept();
+        close_idle();
     }
 }
 
@@ -386,6 +400,9 @@ static void conn_open(int fd, const char *peer)
         clients->prev = c;
     clients = c;
     pthread_mutex_unlock(&clients_lock);
+    pthread_mutex_lock(&idle_lock);
+    idle_add(&idle_clients, &c->idle, c, clock_ms());
+    pthread_mutex_unlock(&idle_lock);
     int now = stats_client_opened(&stats);
     log_event("accept fd=%d peer=%s clients=%d", fd, c->peer, now);
 
@@ -504,6 +521,7 @@ static bool on_recv_complete(struct conn *c, int error, size_t bytes)
         return false;
     }
     log_trace("recv fd=%d %zu bytes", c->fd, bytes);
+    idle_touch_locked(c);  /* [S8] active */
     buf_commit(&c->echo, bytes);
     return conn_post(c, OP_SEND);
 }
@@ -520,6 +538,8 @@ static bool on_send_complete(struct conn *c, int error, size_t bytes)
     }
     log_trace("send fd=%d %zu bytes", c->fd, bytes);
     stats_echoed(&stats, bytes);
+    if (bytes > 0)
+        idle_touch_locked(c);  /* [S8] it reads */
     buf_consume(&c->echo, bytes);
     return conn_post(c, buf_empty(&c->echo) ? OP_RECV : OP_SEND);
 }
@@ -553,6 +573,11 @@ static void conn_close(struct conn *c)
         c->next->prev = c->prev;
     pthread_cond_broadcast(&clients_changed);
     pthread_mutex_unlock(&clients_lock);
+    /* Out of the idle list before close(): close_idle, holding idle_lock,
+     * may be about to shutdown() this descriptor. */
+    pthread_mutex_lock(&idle_lock);
+    idle_remove(&c->idle);
+    pthread_mutex_unlock(&idle_lock);
 
     if (close(c->fd) == -1)  /* Win32: closesocket */
         warn_errno("close(fd=%d)", c->fd);
@@ -564,6 +589,40 @@ static void conn_close(struct conn *c)
     pthread_mutex_destroy(&c->lock);
     buf_free(&c->echo);
     free(c);
+}
+
+/* [S8] On the main thread, after every poll(): the clients idle
+ * --idle-timeout seconds. Their request is in flight, on a helper thread
+ * blocked in read() or write(), and only its completion may close the
+ * client (NOTES §7.3): shutdown(2) ends that read or write, as at
+ * SIGTERM, and the completion closes the client as usual. Taken out of the
+ * list here, so the loop moves on; conn_close takes it out under idle_lock
+ * before close(), so the descriptor is still this client's while we hold
+ * the lock. (Win32: CancelIoEx, then the completion with
+ * ERROR_OPERATION_ABORTED.) */
+static void close_idle(void)
+{
+    long long now = clock_ms();
+    struct conn *c;
+
+    pthread_mutex_lock(&idle_lock);
+    while ((c = idle_expired(&idle_clients, now)) != NULL) {
+        idle_remove(&c->idle);
+        log_info("idle fd=%d peer=%s: closed after %d s", c->fd, c->peer,
+                 opts.idle_timeout);
+        stats_closed_idle(&stats);
+        shutdown(c->fd, SHUT_RDWR);  /* ENOTCONN after a reset: fine */
+    }
+    pthread_mutex_unlock(&idle_lock);
+}
+
+/* [S8] Bytes moved on c: it becomes the newest (the callers hold c->lock;
+ * idle_lock comes last). */
+static void idle_touch_locked(struct conn *c)
+{
+    pthread_mutex_lock(&idle_lock);
+    idle_touch(&idle_clients, &c->idle, clock_ms());
+    pthread_mutex_unlock(&idle_lock);
 }
 
 /* [S7] close() would not end a recv a helper thread is blocked in, and
@@ -648,12 +707,22 @@ static bool accepting(void)
            stats_current(&stats) < opts.max_clients;
 }
 
-/* The wait's timeout in ms: the end of an EMFILE pause (the retry timer),
- * or -1: wait for an event. */
+/* [S8] The wait's timeout in ms: until the oldest client would expire,
+ * or the end of an EMFILE pause if that comes first (the retry timer), or
+ * -1: wait for an event. Touches on other threads only move the oldest
+ * deadline later: poll() then returns early, and close_idle finds nobody. */
 static int wait_timeout(void)
 {
-    if (accept_paused_until == 0)
-        return -1;
-    long long ms = accept_paused_until - clock_ms();
-    return ms > 0 ? (int)ms : 0;
+    long long now = clock_ms();
+    long long paused_until = accept_paused_until;
+
+    pthread_mutex_lock(&idle_lock);
+    long long ms = idle_next_ms(&idle_clients, now);  /* -1: nobody */
+    pthread_mutex_unlock(&idle_lock);
+    if (paused_until != 0) {
+        long long pause_left = paused_until > now ? paused_until - now : 0;
+        if (ms == -1 || pause_left < ms)
+            ms = pause_left;
+    }
+    return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
