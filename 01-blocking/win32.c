@@ -17,6 +17,8 @@
  *   [S6] recv() returns 0: the client left; conn_close      (Linux: close)
  *   [S7] Ctrl-C: on_stop closesocket()s the listener and cancels the
  *        clients' blocked calls; shutdown_all waits for the threads, frees
+ *   [S8] recv() or send() waited --idle-timeout s for a byte: the socket's
+ *        timeout fails it with WSAETIMEDOUT; close_idle     (Linux: EAGAIN)
  *
  * Linux: no WSAStartup/WSACleanup (the socket API is always there); a
  * socket is an int fd and WSAGetLastError() is errno; pthreads, a mutex and
@@ -50,7 +52,6 @@
 
 #define DEFAULT_PORT 9001
 #define DEFAULT_MAX_CLIENTS 1000
-#define DEFAULT_TIMEOUT_SECONDS 10
 #define THREAD_STACK_BYTES (256 * 1024)
 #define EMFILE_PAUSE_MS 100     /* out of sockets: stop accepting */
 
@@ -69,7 +70,6 @@ struct conn {
 
 static struct server_opts opts;
 static int mode = MODE_ITERATIVE;
-static int timeout_seconds = DEFAULT_TIMEOUT_SECONDS;
 static struct stats stats;
 static SOCKET listen_fd = INVALID_SOCKET;
 /* The listener as the stop sees it: on_stop closes it and sets this to
@@ -96,6 +96,7 @@ static void event_loop(void);
 static void on_accept(struct conn *c);
 static void serve_client(struct conn *c);
 static void conn_close(struct conn *c);
+static void close_idle(struct conn *c);
 static void start_worker(struct conn *c);
 static DWORD WINAPI worker_main(LPVOID arg);
 static void on_stop(void *arg);
@@ -112,13 +113,6 @@ static const struct model_opt model_opts[] = {
      .help = "iterative: one client at a time (default); threads: one "
              "thread each",
      .value = &mode},
-    {.name = "timeout",
-     .kind = OPT_INT,
-     .arg_name = "SECONDS",
-     .min = 1,
-     .max = 3600,
-     .help = "drop a client idle (or not reading) this long (default 10)",
-     .value = &timeout_seconds},
 };
 
 static const struct model_info model = {
@@ -288,11 +282,12 @@ static void on_accept(struct conn *c)
     if (net_set_oobinline(c->fd) == -1)
         warn_errno("setsockopt(SO_OOBINLINE, fd=%llu)",
                    (unsigned long long)c->fd);
-    /* The idle timeout: without it one silent client (or one that never
-     * reads its echo) would hold the iterative server forever. Winsock
-     * takes a DWORD of milliseconds (net_win32.c), Linux a struct
-     * timeval. */
-    if (net_set_timeouts(c->fd, timeout_seconds * 1000) == -1)
+    /* [S8] The idle timeout: without it one silent client (or one that
+     * never reads its echo) would hold the iterative server forever. The
+     * kernel times each blocked recv() and send(), so no timer and no list
+     * of our own. Winsock takes a DWORD of milliseconds (net_win32.c),
+     * Linux a struct timeval; 0 means "no timeout" to both. */
+    if (net_set_timeouts(c->fd, opts.idle_timeout * 1000) == -1)
         warn_errno("setsockopt(SO_RCVTIMEO, fd=%llu)",
                    (unsigned long long)c->fd);
     int now = stats_client_opened(&stats);
@@ -321,8 +316,7 @@ static void serve_client(struct conn *c)
              * data lost). So we close it, as Linux 01 does; send's
              * timeout below too. */
             if (err == WSAETIMEDOUT)
-                log_event("fd=%llu idle for %d s: closing",
-                          (unsigned long long)c->fd, timeout_seconds);
+                close_idle(c);  /* nothing came: the timeout */
             else if (!sig_stop_requested())  /* the stop's own cancel */
                 log_event("recv fd=%llu: %s", (unsigned long long)c->fd,
                           err_describe(err, why, sizeof(why)));
@@ -331,12 +325,14 @@ static void serve_client(struct conn *c)
         log_trace("recv fd=%llu %zd bytes", (unsigned long long)c->fd, n);
         while (!buf_empty(&c->echo)) {               /* [S5] */
             ssize_t sent = buf_drain(&c->echo, c->fd);
-            if (sent == SOCKET_ERROR) {
-                int err = WSAGetLastError();
+            int err = sent == SOCKET_ERROR ? WSAGetLastError() : 0;
+            if (err == WSAETIMEDOUT) {
+                close_idle(c);  /* none of the echo taken: the timeout */
+                return;
+            }
+            if (err != 0) {
                 log_event("send fd=%llu: %s", (unsigned long long)c->fd,
-                          err == WSAETIMEDOUT
-                              ? "client not reading (timeout)"
-                              : err_describe(err, why, sizeof(why)));
+                          err_describe(err, why, sizeof(why)));
                 return;
             }
             stats_echoed(&stats, (unsigned long long)sent);
@@ -364,6 +360,18 @@ static void conn_close(struct conn *c)
         c->echo.len = 0;  /* a reset client may leave unsent bytes behind */
     }
     LeaveCriticalSection(&table_lock);
+}
+
+/* [S8] recv() waited --idle-timeout seconds and nothing came, or send()
+ * did and the client took none of its echo: the socket's timeout ran out
+ * (WSAETIMEDOUT). A send() that moved some bytes before the timeout
+ * returns that count instead; only the next one fails. */
+static void close_idle(struct conn *c)
+{
+    log_info("idle fd=%llu peer=%s: closed after %d s",
+             (unsigned long long)c->fd, c->peer, opts.idle_timeout);
+    stats_closed_idle(&stats);
+    conn_close(c);
 }
 
 /* --mode threads: the client's own thread runs the same serve_client() as
@@ -434,7 +442,7 @@ static void on_stop(void *arg)
  *    either started before the shutdown(), and is cancelled, or after,
  *    and fails. closesocket() would wake a blocked recv() but, under Wine,
  *    not a blocked send() (a slow reader's thread would wait out its
- *    --timeout), and it would free the handle while the client's thread
+ *    --idle-timeout), and it would free the handle while the client's thread
  *    still uses it: that thread closes its own socket (conn_close).
  * Under table_lock: conn_close and on_accept change c->fd under it. */
 static void stop_blocking_calls(void)

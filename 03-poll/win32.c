@@ -24,6 +24,8 @@
  *   [S5] POLLWRNORM (asked only while output is pending): on_writable
  *   [S6] EOF, POLLERR/POLLNVAL: conn_close moves the last slot in
  *   [S7] Ctrl-C: on_stop's datagram ends WSAPoll(); close every client
+ *   [S8] after every turn, close_idle: clients idle --idle-timeout seconds;
+ *        WSAPoll's timeout is the time left until the oldest expires
  *
  * Linux: ppoll() over int descriptors, the listener in slot 0, SIGTERM
  * unblocked only inside the wait, and POLLHUP closes the client at once.
@@ -43,6 +45,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
+#include "idle.h"
 #include "log.h"
 #include "net.h"
 #include "opts.h"
@@ -65,6 +68,7 @@ struct conn {
     char peer[ADDR_TEXT_MAX];
     struct buf echo;            /* bytes received, not yet sent back */
     bool peer_done;             /* the client sent FIN: echo the rest, close */
+    struct idle_entry idle;     /* its place in idle_clients */
 };
 
 static struct server_opts opts;
@@ -82,6 +86,7 @@ static WSAPOLLFD *pfds;
 static struct conn **slot_conns;
 static ULONG nslots, slots_cap;
 static long long accept_paused_until; /* EMFILE: clock_ms() to resume, or 0 */
+static struct idle_list idle_clients; /* [S8] least recently active first */
 static long long parked_until;  /* clock_ms() to put parked slots back, or 0 */
 
 static void setup_stop(void);
@@ -97,6 +102,7 @@ static void watch(struct conn *c);
 static void park(struct conn *c);
 static void unpark_all(void);
 static void conn_close(struct conn *c);
+static void close_idle(void);
 static void on_stop(void *arg);
 static void shutdown_all(void);
 static bool accepting(void);
@@ -122,6 +128,7 @@ int main(int argc, char **argv)
     opts_parse_or_exit(argc, argv, &model, &opts);
     log_init("poll", opts.verbose);
     stats_init(&stats);
+    idle_init(&idle_clients, opts.idle_timeout);
 
     /* Every Winsock program starts here: load Winsock 2.2 (the notes'
      * first call). Linux has no such step, and Winsock no SIGPIPE to
@@ -224,15 +231,16 @@ static void event_loop(void)
             die("WSAPoll");  /* WSAENOBUFS, or a bug (WSAEFAULT, WSAEINVAL) */
         log_trace("poll: %d ready of %lu slots", ready,
                   (unsigned long)nslots);
-        if (ready == 0)
-            continue;  /* a timer ran out: EMFILE retry, parked slots */
-        if (pfds[WAKE_SLOT].revents != 0)
+        if (ready > 0 && pfds[WAKE_SLOT].revents != 0)
             continue;  /* on_stop's datagram: the loop tests the flag */
-        if (pfds[LISTEN_SLOT].revents & POLLIN)
+        /* ready == 0: a timer ran out (the oldest client's idle deadline,
+         * the EMFILE retry, parked slots): nobody is ready. */
+        if (ready > 0 && (pfds[LISTEN_SLOT].revents & POLLIN))
             on_accept();  /* first: appended slots get revents = 0 */
-        for (ULONG i = LISTEN_SLOT + 1; i < nslots;)
+        for (ULONG i = LISTEN_SLOT + 1; ready > 0 && i < nslots;)
             if (on_event(i))
                 i++;  /* else slot i now holds the former last: again */
+        close_idle();
     }
 }
 
@@ -329,6 +337,7 @@ static void conn_open(SOCKET fd, const char *peer)
     c->slot = nslots++;
     pfds[c->slot] = (WSAPOLLFD){.fd = fd, .events = POLLIN};
     slot_conns[c->slot] = c;
+    idle_add(&idle_clients, &c->idle, c, clock_ms());
     int now = stats_client_opened(&stats);
     log_event("accept fd=%llu peer=%s clients=%d", (unsigned long long)fd,
               c->peer, now);
@@ -381,6 +390,7 @@ static bool on_readable(struct conn *c)
         log_event("fd=%llu half-closed, %zu bytes left to echo",
                   (unsigned long long)c->fd, buf_len(&c->echo));
     } else {
+        idle_touch(&idle_clients, &c->idle, clock_ms());  /* [S8] */
         log_trace("recv fd=%llu %zd bytes", (unsigned long long)c->fd, n);
     }
     return on_writable(c);
@@ -404,6 +414,7 @@ static bool on_writable(struct conn *c)
             return false;
         }
         stats_echoed(&stats, (unsigned long long)sent);
+        idle_touch(&idle_clients, &c->idle, clock_ms());  /* [S8] it reads */
         log_trace("send fd=%llu %zd bytes", (unsigned long long)c->fd, sent);
     }
     if (c->peer_done && buf_empty(&c->echo)) {
@@ -474,6 +485,7 @@ static void conn_close(struct conn *c)
     slot_conns[c->slot] = slot_conns[last];
     slot_conns[c->slot]->slot = c->slot;
     nslots--;
+    idle_remove(&c->idle);
     if (closesocket(c->fd) == SOCKET_ERROR)
         warn_errno("closesocket(fd=%llu)", (unsigned long long)c->fd);
     int now = stats_client_closed(&stats);
@@ -482,6 +494,23 @@ static void conn_close(struct conn *c)
     accept_paused_until = 0;  /* a socket and a slot are free */
     buf_free(&c->echo);
     free(c);
+}
+
+/* [S8] Closes the clients that have been idle --idle-timeout seconds:
+ * nothing received, and none of their echo taken. idle_clients is in
+ * order of last activity, so only its head can have expired: this looks
+ * at the expired ones and one more, not at every client (idle.h). */
+static void close_idle(void)
+{
+    long long now = clock_ms();
+    struct conn *c;
+
+    while ((c = idle_expired(&idle_clients, now)) != NULL) {
+        log_info("idle fd=%llu peer=%s: closed after %d s",
+                 (unsigned long long)c->fd, c->peer, opts.idle_timeout);
+        stats_closed_idle(&stats);
+        conn_close(c);
+    }
 }
 
 /* [S7] The console handler's thread, after it set the stop flag: one
@@ -519,18 +548,22 @@ static bool accepting(void)
            stats_current(&stats) < opts.max_clients;
 }
 
-/* The wait's timeout in milliseconds: -1 (wait for an event), or the end
- * of an EMFILE pause or of the parked slots' time, whichever comes first
- * (the retry timers). */
+/* [S8] The wait's timeout in milliseconds: -1 (wait for an event), or
+ * the oldest client's idle deadline, the end of an EMFILE pause or of the
+ * parked slots' time, whichever comes first (the timers). */
 static int wait_timeout(void)
 {
+    long long now = clock_ms();
     long long until = accept_paused_until;
+    long long idle_left = idle_next_ms(&idle_clients, now);  /* -1: nobody */
 
     if (parked_until != 0 && (until == 0 || parked_until < until))
         until = parked_until;
+    if (idle_left != -1 && (until == 0 || now + idle_left < until))
+        until = now + idle_left;
     if (until == 0)
         return -1;
-    long long ms = until - clock_ms();
+    long long ms = until - now;
     return ms < 0 ? 0 : (int)ms;
 }
 

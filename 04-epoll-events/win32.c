@@ -37,6 +37,8 @@
  *        of its group                  (Linux: EPOLL_CTL_DEL, close)
  *   [S7] Ctrl-C: the console handler's thread sets the stop event
  *        (WSASetEvent), present in every group: on_stop; shutdown_all
+ *   [S8] after every round, close_idle; each wait's timeout is at most
+ *        the time left until the oldest client expires  (Linux: a timerfd)
  *
  * Linux (server.c): epoll_create1 is one set for every socket, with no
  * 64 limit, no groups and no timeout to share; epoll_wait hands out ready
@@ -59,6 +61,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
+#include "idle.h"
 #include "log.h"
 #include "net.h"
 #include "opts.h"
@@ -93,6 +96,7 @@ struct conn {
     bool readable;              /* an FD_READ/FD_CLOSE not answered by recv() */
     bool fd_close_seen;         /* FD_CLOSE came (once): read until recv() = 0 */
     struct conn *prev, *next;   /* the open clients */
+    struct idle_entry idle;     /* its place in idle_clients */
 };
 
 /* Up to 64 events for one WSAWaitForMultipleEvents, and whose they are. */
@@ -116,6 +120,7 @@ static struct conn *clients;    /* every open client, for shutdown */
 static bool listen_armed;       /* FD_ACCEPT will come: the last one was
                                    answered with accept() */
 static long long accept_paused_until; /* EMFILE: clock_ms() to resume, or 0 */
+static struct idle_list idle_clients; /* [S8] least recently active first */
 
 static void setup_events(void);
 static void setup_stop(void);
@@ -130,6 +135,7 @@ static bool on_readable(struct conn *c);
 static bool on_writable(struct conn *c);
 static void watch(struct conn *c);
 static void conn_close(struct conn *c);
+static void close_idle(void);
 static void on_stop(void);
 static void shutdown_all(void);
 static bool group_add(struct conn *c);
@@ -175,6 +181,7 @@ int main(int argc, char **argv)
     }
     log_init("epoll", opts.verbose);
     stats_init(&stats);
+    idle_init(&idle_clients, opts.idle_timeout);
 
     /* Every Winsock program starts here: load Winsock 2.2 (the notes'
      * first call). Linux has no such step: sockets are system calls.
@@ -283,6 +290,7 @@ static void event_loop(void)
             if (i == 0 || groups[i].count > 1)
                 found |= wait_group(&groups[i], wait_timeout(busy, waiting));
         busy = found;
+        close_idle();
     }
 }
 
@@ -461,6 +469,7 @@ static void conn_open(SOCKET fd, const char *peer)
     if (clients != NULL)
         clients->prev = c;
     clients = c;
+    idle_add(&idle_clients, &c->idle, c, clock_ms());
     int now = stats_client_opened(&stats);
     log_event("accept fd=%llu peer=%s clients=%d", (unsigned long long)fd,
               c->peer, now);
@@ -516,6 +525,7 @@ static bool on_readable(struct conn *c)
             log_event("fd=%llu half-closed, %zu bytes left to echo",
                       (unsigned long long)c->fd, buf_len(&c->echo));
         } else {
+            idle_touch(&idle_clients, &c->idle, clock_ms());  /* [S8] */
             log_trace("recv fd=%llu %zd bytes", (unsigned long long)c->fd, n);
         }
         if (!on_writable(c))
@@ -546,6 +556,7 @@ static bool on_writable(struct conn *c)
             return false;
         }
         stats_echoed(&stats, (unsigned long long)sent);
+        idle_touch(&idle_clients, &c->idle, clock_ms());  /* [S8] it reads */
         log_trace("send fd=%llu %zd bytes", (unsigned long long)c->fd, sent);
     }
     if (c->peer_done && buf_empty(&c->echo)) {
@@ -596,6 +607,7 @@ static void conn_close(struct conn *c)
     log_event("close fd=%llu peer=%s clients=%d", (unsigned long long)c->fd,
               c->peer, now);
     accept_paused_until = 0;  /* a socket and a slot are free */
+    idle_remove(&c->idle);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -604,6 +616,23 @@ static void conn_close(struct conn *c)
         c->next->prev = c->prev;
     buf_free(&c->echo);
     free(c);
+}
+
+/* [S8] Closes the clients that have been idle --idle-timeout seconds:
+ * nothing received, and none of their echo taken. idle_clients is in
+ * order of last activity, so only its head can have expired: this looks
+ * at the expired ones and one more, not at every client (idle.h). */
+static void close_idle(void)
+{
+    long long now = clock_ms();
+    struct conn *c;
+
+    while ((c = idle_expired(&idle_clients, now)) != NULL) {
+        log_info("idle fd=%llu peer=%s: closed after %d s",
+                 (unsigned long long)c->fd, c->peer, opts.idle_timeout);
+        stats_closed_idle(&stats);
+        conn_close(c);
+    }
 }
 
 /* [S7] The stop event (slot 0 of every group) is signalled: wake_loop set
@@ -702,15 +731,20 @@ static bool accepting(void)
            stats_current(&stats) < opts.max_clients;
 }
 
-/* One group's wait, in ms: with one group in use, ACCEPT_RECHECK_MS
+/* [S8] One group's wait, in ms: with one group in use, ACCEPT_RECHECK_MS
  * (Linux waits for ever; see watch_listener); with several, 0 after a
  * busy round and GROUP_SLICE_MS after a quiet one (event_loop); never past
- * the end of an EMFILE pause (the retry timer). On Windows a timeout is rounded up to the timer tick,
+ * the end of an EMFILE pause (the retry timer), nor past the oldest
+ * client's idle deadline: the notes' dwTimeout, WSA_WAIT_TIMEOUT then
+ * being the idle timer. On Windows a timeout is rounded up to the timer tick,
  * 15.6 ms by default, so a slice there is at least that. */
 static DWORD wait_timeout(bool busy, int waiting)
 {
     long long ms = waiting == 1 ? ACCEPT_RECHECK_MS : busy ? 0 : GROUP_SLICE_MS;
+    long long idle_left = idle_next_ms(&idle_clients, clock_ms());
 
+    if (idle_left != -1 && idle_left < ms)
+        ms = idle_left;
     if (accept_paused_until != 0) {
         long long left = accept_paused_until - clock_ms();
         if (left < 0)

@@ -34,6 +34,8 @@
  *        (FD_CLOSE with an error: on_hangup)
  *   [S7] Ctrl-C: the console handler posts WM_STOP; on_stop calls
  *        PostQuitMessage, GetMessage returns 0; shutdown_all
+ *   [S8] SetTimer for the oldest client's idle deadline: its WM_TIMER,
+ *        on_idle_timer, close_idle         (Linux: a POSIX timer's signal)
  *
  * Linux: fcntl(F_SETOWN_EX, F_SETSIG, O_ASYNC) is WSAAsyncSelect, the
  * thread's queue of pending realtime signals is the window's message queue,
@@ -61,6 +63,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
+#include "idle.h"
 #include "log.h"
 #include "net.h"
 #include "opts.h"
@@ -74,6 +77,7 @@
 #define WM_STOP (WM_USER + 2)   /* Ctrl-C, posted by the console handler */
 #define EMFILE_TIMER 1          /* SetTimer's id for the EMFILE pause */
 #define RECHECK_TIMER 2         /* SetTimer's id: accept() once a second */
+#define IDLE_TIMER 3            /* SetTimer's id: the idle timer [S8] */
 #define ACCEPT_RECHECK_MS 1000
 #define CONN_BUCKETS 1024       /* conn_by_fd: a hash table of SOCKETs */
 /* Windows queues at most this many posted messages per thread (the
@@ -92,6 +96,7 @@ struct conn {
     bool peer_done;             /* the client sent FIN: echo the rest, close */
     struct conn *prev, *next;   /* the open clients */
     struct conn *same_bucket;   /* the next conn in its conn_by_fd bucket */
+    struct idle_entry idle;     /* its place in idle_clients */
 };
 
 static struct server_opts opts;
@@ -118,6 +123,8 @@ static long long accept_paused_until;  /* EMFILE: clock_ms() to resume, or 0 */
  * the backlog, and no new FD_ACCEPT will come for them: only accept()
  * re-enables it. */
 static bool backlog_waiting;
+static struct idle_list idle_clients; /* [S8] least recently active first */
+static bool timer_armed;        /* IDLE_TIMER set for the oldest's deadline */
 
 static void setup_messages(void);
 static void setup_stop(void);
@@ -132,6 +139,9 @@ static bool on_hangup(struct conn *c, int error);
 static bool on_readable(struct conn *c);
 static bool on_writable(struct conn *c);
 static void conn_close(struct conn *c);
+static void on_idle_timer(void);
+static void close_idle(void);
+static void arm_idle_timer(void);
 static void on_stop(void);
 static void shutdown_all(void);
 static void post_stop(void *unused);
@@ -155,6 +165,7 @@ int main(int argc, char **argv)
     opts_parse_or_exit(argc, argv, &model, &opts);
     log_init("sigio", opts.verbose);  /* server.c's tag: the logs compare */
     stats_init(&stats);
+    idle_init(&idle_clients, opts.idle_timeout);
 
     /* Every Winsock program starts here: load Winsock 2.2 (the notes'
      * first call). Linux has no such step, and no SIGPIPE to ignore here:
@@ -255,6 +266,7 @@ static void event_loop(void)
             backlog_waiting = false;  /* on_accept sets it again if need be */
             on_accept();
         }
+        arm_idle_timer();
         /* Linux: sigwaitinfo - wait for this thread's next message */
         int got = GetMessage(&msg, NULL, 0, 0);
         if (got == -1)
@@ -311,6 +323,10 @@ static LRESULT CALLBACK on_message(HWND hwnd, UINT message, WPARAM wparam,
     case WM_TIMER:  /* wparam: which SetTimer timer */
         if (wparam == RECHECK_TIMER) {  /* see setup_listener */
             backlog_waiting = !sig_stop_requested();
+            return 0;
+        }
+        if (wparam == IDLE_TIMER) {
+            on_idle_timer();
             return 0;
         }
         /* The EMFILE pause is over (SIGALRM). A SetTimer timer fires every
@@ -441,6 +457,7 @@ static void conn_open(SOCKET fd, const char *peer)
     if (clients != NULL)
         clients->prev = c;
     clients = c;
+    idle_add(&idle_clients, &c->idle, c, clock_ms());
     int now = stats_client_opened(&stats);
     log_event("accept fd=%llu peer=%s clients=%d", (unsigned long long)fd,
               c->peer, now);
@@ -497,6 +514,7 @@ static bool on_readable(struct conn *c)
             log_event("fd=%llu half-closed, %zu bytes left to echo",
                       (unsigned long long)c->fd, buf_len(&c->echo));
         } else {
+            idle_touch(&idle_clients, &c->idle, clock_ms());  /* [S8] */
             log_trace("recv fd=%llu %zd bytes", (unsigned long long)c->fd, n);
         }
         if (!on_writable(c))
@@ -529,6 +547,7 @@ static bool on_writable(struct conn *c)
             return false;
         }
         stats_echoed(&stats, (unsigned long long)sent);
+        idle_touch(&idle_clients, &c->idle, clock_ms());  /* [S8] it reads */
         log_trace("send fd=%llu %zd bytes", (unsigned long long)c->fd, sent);
     }
     if (c->peer_done && buf_empty(&c->echo)) {
@@ -554,6 +573,7 @@ static void conn_close(struct conn *c)
               c->peer, now);
     accept_paused_until = 0;  /* a socket and a slot are free */
     *conn_slot(c->fd) = c->same_bucket;
+    idle_remove(&c->idle);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -562,6 +582,37 @@ static void conn_close(struct conn *c)
         c->next->prev = c->prev;
     buf_free(&c->echo);
     free(c);
+}
+
+/* [S8] WM_TIMER from IDLE_TIMER: the oldest client's deadline has come
+ * (or, if it was touched since, the deadline it had then). A SetTimer
+ * timer repeats until killed: killed here, it is a one-shot, and the loop
+ * sets it again for the new oldest. WM_TIMER is made only when the queue
+ * has nothing else: a flood of socket messages comes first. Linux: the
+ * POSIX timer's realtime signal, numbered after the socket signal. */
+static void on_idle_timer(void)
+{
+    if (!KillTimer(window, IDLE_TIMER))
+        warn_errno("KillTimer");
+    timer_armed = false;
+    close_idle();
+}
+
+/* Closes the clients that have been idle --idle-timeout seconds:
+ * nothing received, and none of their echo taken. idle_clients is in
+ * order of last activity, so only its head can have expired: this looks
+ * at the expired ones and one more, not at every client (idle.h). */
+static void close_idle(void)
+{
+    long long now = clock_ms();
+    struct conn *c;
+
+    while ((c = idle_expired(&idle_clients, now)) != NULL) {
+        log_info("idle fd=%llu peer=%s: closed after %d s",
+                 (unsigned long long)c->fd, c->peer, opts.idle_timeout);
+        stats_closed_idle(&stats);
+        conn_close(c);
+    }
 }
 
 /* [S7] WM_STOP, one more message: ask for WM_QUIT, which ends the loop.
@@ -592,6 +643,23 @@ static void shutdown_all(void)
         warn_errno("DestroyWindow");
     if (!UnregisterClassA(MAKEINTATOM(window_class), GetModuleHandle(NULL)))
         warn_errno("UnregisterClass");
+}
+
+/* [S8] Sets IDLE_TIMER for the oldest client's deadline, unless it is
+ * set already. While set, the oldest deadline can only move later (a
+ * touch, a close, a newcomer at the tail): WM_TIMER comes on time or
+ * early, and early, close_idle finds nobody and this sets it again. One
+ * SetTimer per expiry, not one per message. (Linux: timer_settime.) */
+static void arm_idle_timer(void)
+{
+    if (timer_armed)
+        return;
+    long long left = idle_next_ms(&idle_clients, clock_ms());
+    if (left == -1)
+        return;
+    if (SetTimer(window, IDLE_TIMER, left > 0 ? (UINT)left : 1, NULL) == 0)
+        die("SetTimer");
+    timer_armed = true;
 }
 
 /* The console handler's wake-up, on the handler's thread (sig_win32.c): it

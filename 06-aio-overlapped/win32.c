@@ -31,6 +31,9 @@
  *   [S6] 0 bytes or an error: conn_close, with nothing in flight
  *   [S7] Ctrl-C: shutdown_all: CancelIoEx every socket, wait for every
  *        completion (WSA_OPERATION_ABORTED), stop the waiters, free
+ *   [S8] main's wait times out at the oldest client's idle deadline:
+ *        close_idle shuts it down and cancels its request, and the
+ *        completion closes it                   (Linux: poll()'s timeout)
  *
  * Here the model is what the notes describe: the kernel completes the
  * request, and no thread is blocked on an idle client. Linux (server.c,
@@ -56,6 +59,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
+#include "idle.h"
 #include "log.h"
 #include "net.h"
 #include "opts.h"
@@ -93,6 +97,7 @@ struct conn {
     struct group *group;        /* wait mode: whose waiter watches it */
     int slot;                   /* and its place in that group */
     struct conn *prev, *next;   /* the open clients */
+    struct idle_entry idle;     /* its place in idle_clients (idle_lock) */
 };
 
 /* --notify wait: up to GROUP_CLIENTS clients and the thread that waits for
@@ -136,6 +141,11 @@ static CRITICAL_SECTION clients_lock;
 /* EMFILE: clock_ms() to resume, or 0. Atomic: conn_close ends the pause
  * on the thread that completes, while main reads it. */
 static atomic_llong accept_paused_until;
+/* [S8] Touched by whichever thread completes a request (a waiter, or main
+ * in callback mode): a lock of its own, taken last (inside c->lock) and
+ * never with another taken under it. */
+static struct idle_list idle_clients; /* [S8] least recently active first */
+static CRITICAL_SECTION idle_lock;
 
 static void setup_overlapped(void);
 static void setup_stop(void);
@@ -159,6 +169,8 @@ static bool on_recv_complete(struct conn *c, int error, size_t bytes);
 static bool on_send_complete(struct conn *c, int error, size_t bytes);
 static void conn_done(struct conn *c, const char *what, int error);
 static void conn_close(struct conn *c);
+static void close_idle(void);
+static void idle_touch_locked(struct conn *c);
 static void shutdown_all(void);
 static void stop_waiters(void);
 static void wake_main(void *arg);
@@ -194,6 +206,7 @@ int main(int argc, char **argv)
     opts_parse_or_exit(argc, argv, &model, &opts);
     log_init("aio", opts.verbose);
     stats_init(&stats);
+    idle_init(&idle_clients, opts.idle_timeout);
 
     /* Every Winsock program starts here: load Winsock 2.2 (the notes'
      * first call). Linux has no such step, and ignores SIGPIPE here
@@ -225,6 +238,7 @@ int main(int argc, char **argv)
 static void setup_overlapped(void)
 {
     InitializeCriticalSection(&clients_lock);  /* cannot fail (Vista on) */
+    InitializeCriticalSection(&idle_lock);
     if (notify != NOTIFY_WAIT) {
         log_event("completion routines: on the main thread, in its "
                   "alertable waits (-c %d)", opts.max_clients);
@@ -312,12 +326,13 @@ static void event_loop(void)
         DWORD ready = WSAWaitForMultipleEvents(
             accept_fd != INVALID_SOCKET ? 2 : 1, events, FALSE,
             wait_timeout(), alertable);
-        if (ready == WSA_WAIT_IO_COMPLETION)
-            continue;  /* completion routines ran (callback mode) */
         if (ready == WSA_WAIT_FAILED)
             die("WSAWaitForMultipleEvents");
+        close_idle();  /* whatever ended the wait */
+        if (ready == WSA_WAIT_IO_COMPLETION)
+            continue;  /* completion routines ran (callback mode) */
         if (ready == WSA_WAIT_TIMEOUT)
-            continue;  /* an EMFILE pause is over */
+            continue;  /* an EMFILE pause or an idle deadline */
         /* Manual-reset events: signalled until reset (an eventfd until
          * read). Reset before the result is read, never after: see
          * worker_main. */
@@ -566,6 +581,9 @@ static void conn_open(SOCKET fd, const char *peer)
         group_join(c);
     g = c->group;  /* c may be gone once its recv is posted */
     LeaveCriticalSection(&clients_lock);
+    EnterCriticalSection(&idle_lock);
+    idle_add(&idle_clients, &c->idle, c, clock_ms());
+    LeaveCriticalSection(&idle_lock);
     int now = stats_client_opened(&stats);
     log_event("accept fd=%llu peer=%s clients=%d", (unsigned long long)fd,
               c->peer, now);
@@ -705,6 +723,7 @@ static bool on_recv_complete(struct conn *c, int error, size_t bytes)
         return false;
     }
     log_trace("recv fd=%llu %zu bytes", (unsigned long long)c->fd, bytes);
+    idle_touch_locked(c);  /* [S8] active */
     buf_commit(&c->echo, bytes);
     return conn_post(c, OP_SEND);
 }
@@ -721,6 +740,8 @@ static bool on_send_complete(struct conn *c, int error, size_t bytes)
     }
     log_trace("send fd=%llu %zu bytes", (unsigned long long)c->fd, bytes);
     stats_echoed(&stats, bytes);
+    if (bytes > 0)
+        idle_touch_locked(c);  /* [S8] it reads */
     buf_consume(&c->echo, bytes);
     return conn_post(c, buf_empty(&c->echo) ? OP_RECV : OP_SEND);
 }
@@ -757,6 +778,11 @@ static void conn_close(struct conn *c)
     if (notify == NOTIFY_WAIT)
         group_leave(c);
     LeaveCriticalSection(&clients_lock);
+    /* Out of the idle list before closesocket(): close_idle, holding
+     * idle_lock, may be about to cancel on this handle. */
+    EnterCriticalSection(&idle_lock);
+    idle_remove(&c->idle);
+    LeaveCriticalSection(&idle_lock);
 
     if (closesocket(c->fd) == SOCKET_ERROR)  /* Linux: close */
         warn_errno("closesocket(fd=%llu)", (unsigned long long)c->fd);
@@ -771,6 +797,46 @@ static void conn_close(struct conn *c)
     DeleteCriticalSection(&c->lock);
     buf_free(&c->echo);
     free(c);
+}
+
+/* [S8] On the main thread, after every wait: the clients idle
+ * --idle-timeout seconds. Their request is in flight and only its
+ * completion may close the client: shutdown(SD_BOTH) makes every later
+ * request fail at once (WSAESHUTDOWN), and CancelIoEx ends the one in
+ * flight (WSA_OPERATION_ABORTED); its completion closes the client as
+ * usual. Both, because neither alone is enough: a cancel is not sticky (a
+ * completion being handled right now may post the next request), and
+ * shutdown() does not end a request already running. Out of the list
+ * here, so the loop moves on (a late touch does not put it back);
+ * conn_close takes it out under idle_lock before closesocket(), so the
+ * handle is still this client's while we hold the lock. Linux: shutdown(2)
+ * alone, which ends a helper thread's read() too. */
+static void close_idle(void)
+{
+    long long now = clock_ms();
+    struct conn *c;
+
+    EnterCriticalSection(&idle_lock);
+    while ((c = idle_expired(&idle_clients, now)) != NULL) {
+        idle_remove(&c->idle);
+        log_info("idle fd=%llu peer=%s: closed after %d s",
+                 (unsigned long long)c->fd, c->peer, opts.idle_timeout);
+        stats_closed_idle(&stats);
+        shutdown(c->fd, SD_BOTH);  /* WSAENOTCONN after a reset: fine */
+        if (!CancelIoEx((HANDLE)c->fd, NULL) &&
+            GetLastError() != ERROR_NOT_FOUND)  /* nothing in flight */
+            warn_errno("CancelIoEx(fd=%llu)", (unsigned long long)c->fd);
+    }
+    LeaveCriticalSection(&idle_lock);
+}
+
+/* [S8] Bytes moved on c: it becomes the newest (the callers hold c->lock;
+ * idle_lock comes last). */
+static void idle_touch_locked(struct conn *c)
+{
+    EnterCriticalSection(&idle_lock);
+    idle_touch(&idle_clients, &c->idle, clock_ms());
+    LeaveCriticalSection(&idle_lock);
 }
 
 /* [S7] A request in flight must complete before its OVERLAPPED and buffer
@@ -844,6 +910,7 @@ static void shutdown_all(void)
     sig_on_stop(NULL, NULL);
     WSACloseEvent(main_wake);
     DeleteCriticalSection(&clients_lock);
+    DeleteCriticalSection(&idle_lock);
 }
 
 /* Wakes every waiter (each sees stopping and its empty group, and
@@ -882,12 +949,23 @@ static bool accepting(void)
            stats_current(&stats) < opts.max_clients;
 }
 
-/* The wait's timeout in ms: the end of an EMFILE pause (the retry timer),
- * or WSA_INFINITE: wait for an event. */
+/* [S8] The wait's timeout in ms: until the oldest client would expire, or
+ * the end of an EMFILE pause if that comes first (the retry timer), or
+ * WSA_INFINITE: wait for an event. In callback mode this is the alertable
+ * wait's timeout. Touches on other threads only move the oldest deadline
+ * later: the wait then ends early, and close_idle finds nobody. */
 static DWORD wait_timeout(void)
 {
-    if (accept_paused_until == 0)
-        return WSA_INFINITE;
-    long long ms = accept_paused_until - clock_ms();
-    return ms > 0 ? (DWORD)ms : 0;
+    long long now = clock_ms();
+    long long paused_until = accept_paused_until;
+
+    EnterCriticalSection(&idle_lock);
+    long long ms = idle_next_ms(&idle_clients, now);  /* -1: nobody */
+    LeaveCriticalSection(&idle_lock);
+    if (paused_until != 0) {
+        long long pause_left = paused_until > now ? paused_until - now : 0;
+        if (ms == -1 || pause_left < ms)
+            ms = pause_left;
+    }
+    return ms == -1 ? WSA_INFINITE : (DWORD)ms;
 }

@@ -310,6 +310,18 @@ int cport_post_timer(struct cport *port, struct cport_io *io, unsigned millis)
     return post_io(port, sqe, io, CPORT_TIMER, NULL);
 }
 
+int cport_cancel_timer(struct cport *port, struct cport_io *timer)
+{
+    struct io_uring_sqe *sqe = claim_sqe(port);
+    if (sqe == NULL)
+        return -EBUSY;
+    /* Win32: CancelWaitableTimer. IORING_OP_TIMEOUT_REMOVE finds the timer
+     * by its user_data; if it has fired already, this one gets -ENOENT,
+     * which nobody needs to see. */
+    io_uring_prep_timeout_remove(sqe, ud_from_io(timer), 0);
+    return submit_locked(port, sqe, UD_INTERNAL);
+}
+
 int cport_post_message(struct cport *port, unsigned message)
 {
     struct io_uring_sqe *sqe = claim_sqe(port);

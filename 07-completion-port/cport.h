@@ -138,6 +138,10 @@ int cport_post_cancel(struct cport *port, struct cport_handle *handle,
                       struct cport_io *io);
 /* A completion (error ETIME) after millis milliseconds. */
 int cport_post_timer(struct cport *port, struct cport_io *io, unsigned millis);
+/* Cancels a timer posted with cport_post_timer: it completes with error
+ * ECANCELED (or ETIME, if it was firing anyway). The cancel's own
+ * completion is consumed inside cport_get. */
+int cport_cancel_timer(struct cport *port, struct cport_io *timer);
 /* PostQueuedCompletionStatus: a completion with io == NULL and this
  * message, e.g. "quit" for one worker. */
 int cport_post_message(struct cport *port, unsigned message);

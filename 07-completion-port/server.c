@@ -21,6 +21,8 @@
  *        the last reference closes the socket and returns the conn
  *   [S7] SIGTERM ends main's sigsuspend; shutdown_all cancels everything,
  *        waits for every completion, posts one quit message per worker
+ *   [S8] a timer posted on the port completes at the oldest client's idle
+ *        deadline: on_idle_timer, close_idle cancels the idle ones' I/O
  *
  * Win32: CreateIoCompletionPort (the port, then each socket), CreateThread,
  * AcceptEx, WSARecv, WSASend, GetQueuedCompletionStatus,
@@ -51,6 +53,7 @@
 #include "clock.h"
 #include "cport.h"
 #include "err.h"
+#include "idle.h"
 #include "log.h"
 #include "net.h"
 #include "opts.h"
@@ -78,6 +81,7 @@ struct conn {
     pthread_mutex_t lock; /* guards refs, closing, handle.fd */
     int refs;             /* operations posted and not yet handled */
     bool closing;         /* being cancelled: post nothing more */
+    struct idle_entry idle; /* its place in idle_clients (idle_lock) */
 };
 
 static struct server_opts opts;
@@ -101,6 +105,15 @@ static int accepts_posted;
 static long long accept_paused_until; /* EMFILE: clock_ms() to resume, or 0 */
 static bool pause_timer_posted; /* its end is a completion still to come */
 
+/* [S8] The clients in order of last activity, and the idle timer (the
+ * per-I/O context of the timer in flight, or NULL), guarded by idle_lock.
+ * Any worker touches the list, so it has a lock of its own; it is taken
+ * first when another is nested under it (idle_lock -> c->lock), and alone
+ * everywhere else. */
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct idle_list idle_clients; /* [S8] least recently active first */
+static struct cport_io *idle_timer_io;
+
 static void setup_port(void);
 static void setup_stop(void);
 static int setup_listener(void);
@@ -118,6 +131,10 @@ static void conn_close(struct conn *c);
 static void conn_free(void *item);
 static void shutdown_all(void);
 static void conn_cancel(void *item);
+static bool on_idle_timer(struct cport_completion *done);
+static void close_idle(void);
+static void arm_idle_timer(void);
+static void idle_touch_locked(struct conn *c);
 static void on_cancel_complete(struct cport_completion *done);
 static void accept_finished(int error);
 static void on_pause_timer(struct cport_completion *done);
@@ -158,6 +175,7 @@ int main(int argc, char **argv)
     opts_parse_or_exit(argc, argv, &model, &opts);
     log_init("iocp", opts.verbose);
     stats_init(&stats);
+    idle_init(&idle_clients, opts.idle_timeout);
     if (threads == 0) {
         /* Win32: GetSystemInfo -> dwNumberOfProcessors. The CPUs this
          * process may run on, not all the machine's: under taskset -c 1 a
@@ -192,11 +210,11 @@ int main(int argc, char **argv)
 /* [S1] The port and the two pools, sized so that the completion queue
  * holds every operation that can be in flight at once: per client one
  * recv or send, plus a cancel at shutdown; the accepts; the EMFILE timer;
- * the listener's cancel; one quit message per worker. */
+ * the idle timer; the listener's cancel; one quit message per worker. */
 static void setup_port(void)
 {
     unsigned ios =
-        2 * (unsigned)opts.max_clients + (unsigned)accepts_target + 2;
+        2 * (unsigned)opts.max_clients + (unsigned)accepts_target + 3;
     unsigned in_flight = ios + (unsigned)threads + 1;
     char why[160];
     int rc;
@@ -306,8 +324,9 @@ static void *worker_main(void *arg)
         case CPORT_CANCEL:
             on_cancel_complete(&done);
             break;
-        case CPORT_TIMER:
-            on_pause_timer(&done);
+        case CPORT_TIMER: /* the idle timer's, or the EMFILE pause's */
+            if (!on_idle_timer(&done))
+                on_pause_timer(&done);
             break;
         }
     }
@@ -390,6 +409,10 @@ static bool conn_open(struct conn *c, int fd)
     }
     int now = stats_client_opened(&stats);
     log_event("accept fd=%d peer=%s clients=%d", fd, c->peer, now);
+    pthread_mutex_lock(&idle_lock);
+    idle_add(&idle_clients, &c->idle, c, clock_ms());
+    arm_idle_timer();
+    pthread_mutex_unlock(&idle_lock);
     return conn_post(c, CPORT_RECV);
 }
 
@@ -435,6 +458,7 @@ static bool on_recv_complete(struct conn *c, int error, size_t bytes)
     log_trace("recv fd=%d %zu bytes (worker %d)", c->handle.fd, bytes,
               worker_id);
     buf_commit(&c->echo, bytes);
+    idle_touch_locked(c); /* [S8] active */
     /* From conn_post on, another worker may own c->io and c->echo. */
     if (!conn_post(c, CPORT_SEND)) {
         conn_done(c, "recv", ECANCELED); /* shutdown is cancelling c */
@@ -457,6 +481,8 @@ static bool on_send_complete(struct conn *c, int error, size_t bytes)
     log_trace("send fd=%d %zu bytes (worker %d)", c->handle.fd, bytes,
               worker_id);
     stats_echoed(&stats, bytes);
+    if (bytes > 0)
+        idle_touch_locked(c); /* [S8] it reads */
     buf_consume(&c->echo, bytes);
     if (!buf_empty(&c->echo))
         log_trace("short send fd=%d: %zu bytes to go", c->handle.fd,
@@ -503,6 +529,9 @@ static void conn_release(struct conn *c)
  * stopped an operation in flight). */
 static void conn_close(struct conn *c)
 {
+    pthread_mutex_lock(&idle_lock); /* first: close_idle may be at c */
+    idle_remove(&c->idle);
+    pthread_mutex_unlock(&idle_lock);
     pthread_mutex_lock(&c->lock);
     int fd = c->handle.fd;
     c->handle.fd = -1;
@@ -548,6 +577,11 @@ static void shutdown_all(void)
     pthread_mutex_unlock(&accept_lock);
     if (rc < 0)
         die_code(-rc, "cport_post_cancel(listener)");
+    pthread_mutex_lock(&idle_lock); /* stopping is set: no timer after it */
+    if (idle_timer_io != NULL && (rc = cport_cancel_timer(&port,
+                                                          idle_timer_io)) < 0)
+        die_code(-rc, "cport_cancel_timer(idle)");
+    pthread_mutex_unlock(&idle_lock);
     cport_pool_for_each_busy(&conn_pool, conn_cancel);
     if (cport_wait_idle(&port, DRAIN_TIMEOUT_MS) == -ETIMEDOUT) {
         warn("shutdown: completions missing after %d ms: cancelling all",
@@ -600,6 +634,77 @@ static void on_cancel_complete(struct cport_completion *done)
     cport_pool_put(&io_pool, done->io);
     if (done->key != &listener)
         conn_release(done->key); /* the cancel's own reference */
+}
+
+/* [S8] A timer completed: if it is the idle timer (false otherwise), the
+ * oldest client's deadline has come, or the deadline it had when the timer
+ * was posted: close whoever has expired, and post the timer again for the
+ * new oldest. ECANCELED: shutdown cancelled it. Win32: the notes' third
+ * way to notice a dead client, "an operation that completes with a
+ * timeout error"; their twin waits in GetQueuedCompletionStatus with a
+ * timeout instead (WAIT_TIMEOUT). */
+static bool on_idle_timer(struct cport_completion *done)
+{
+    pthread_mutex_lock(&idle_lock);
+    if (done->io != idle_timer_io) {
+        pthread_mutex_unlock(&idle_lock);
+        return false;
+    }
+    cport_pool_put(&io_pool, done->io);
+    idle_timer_io = NULL;
+    if (!atomic_load(&stopping)) {
+        close_idle();
+        arm_idle_timer();
+    }
+    pthread_mutex_unlock(&idle_lock);
+    return true;
+}
+
+/* [S8] With idle_lock held: the clients idle --idle-timeout seconds. Out
+ * of the list, then their operation in flight is cancelled as at shutdown
+ * (CancelIoEx): its completion (ECANCELED) ends the chain, and the last
+ * reference closes the conn. conn_close takes it out of the list under
+ * idle_lock before anything else, so each conn seen here is still open. */
+static void close_idle(void)
+{
+    long long now = clock_ms();
+    struct conn *c;
+
+    while ((c = idle_expired(&idle_clients, now)) != NULL) {
+        idle_remove(&c->idle);
+        log_info("idle fd=%d peer=%s: closed after %d s", c->handle.fd,
+                 c->peer, opts.idle_timeout);
+        stats_closed_idle(&stats);
+        conn_cancel(c);
+    }
+}
+
+/* [S8] With idle_lock held: posts the idle timer for the oldest client's
+ * deadline, unless one is in flight. While it is, the oldest deadline can
+ * only move later (a touch, a close, a newcomer at the tail): the timer
+ * completes on time or early, and early, close_idle finds nobody and this
+ * posts it again. One timer per expiry, not one per message, and none at
+ * all with --idle-timeout 0 or no client. */
+static void arm_idle_timer(void)
+{
+    if (idle_timer_io != NULL || atomic_load(&stopping))
+        return;
+    long long left = idle_next_ms(&idle_clients, clock_ms());
+    if (left == -1)
+        return;
+    idle_timer_io = io_get();
+    int rc = cport_post_timer(&port, idle_timer_io,
+                              left > 0 ? (unsigned)left : 1);
+    if (rc < 0)
+        die_code(-rc, "cport_post_timer(idle)");
+}
+
+/* [S8] Bytes moved on c: it becomes the newest. */
+static void idle_touch_locked(struct conn *c)
+{
+    pthread_mutex_lock(&idle_lock);
+    idle_touch(&idle_clients, &c->idle, clock_ms());
+    pthread_mutex_unlock(&idle_lock);
 }
 
 /* One accept fewer in flight. Out of descriptors (EMFILE/ENFILE): the

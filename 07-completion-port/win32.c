@@ -21,6 +21,9 @@
  *        the last reference closes the socket and returns the conn
  *   [S7] Ctrl-C sets main's event; shutdown_all cancels everything,
  *        waits for every completion, posts one quit message per worker
+ *   [S8] a worker's GetQueuedCompletionStatus times out at the oldest
+ *        client's idle deadline at the latest; close_idle cancels the
+ *        idle ones' I/O          (Linux: a timer posted on the port)
  *
  * Linux: server.c, this program on cport.h (io_uring), whose functions
  * mirror these calls one for one (cport_post_recv is WSARecv, cport_get
@@ -48,6 +51,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
+#include "idle.h"
 #include "log.h"
 #include "net.h"
 #include "opts.h"
@@ -229,6 +233,7 @@ struct conn {
     CRITICAL_SECTION lock; /* guards refs, closing, handle.fd */
     int refs;              /* operations posted and not yet handled */
     bool closing;          /* being cancelled: post nothing more */
+    struct idle_entry idle; /* its place in idle_clients (idle_lock) */
 };
 
 static struct server_opts opts;
@@ -258,6 +263,12 @@ static int accepts_posted;
 static long long accept_paused_until; /* EMFILE: clock_ms() to resume, or 0 */
 static bool pause_timer_posted; /* its end is a completion still to come */
 
+/* [S8] The clients in order of last activity, guarded by idle_lock: any
+ * worker touches the list. Taken first when another is nested under it
+ * (idle_lock -> c->lock), and alone everywhere else. */
+static CRITICAL_SECTION idle_lock;
+static struct idle_list idle_clients; /* [S8] least recently active first */
+
 static void setup_port(void);
 static void setup_stop(void);
 static void wake_main(void *arg);
@@ -276,6 +287,9 @@ static void conn_close(struct conn *c);
 static void conn_free(void *item);
 static void shutdown_all(void);
 static void conn_cancel(void *item);
+static void close_idle(void);
+static DWORD get_timeout(void);
+static void idle_touch_locked(struct conn *c);
 static void accept_finished(int error);
 static VOID CALLBACK pause_timer_fired(PVOID arg, BOOLEAN timed_out);
 static void on_pause_timer(struct cport_io *io);
@@ -324,6 +338,7 @@ int main(int argc, char **argv)
     opts_parse_or_exit(argc, argv, &model, &opts);
     log_init("iocp", opts.verbose);
     stats_init(&stats);
+    idle_init(&idle_clients, opts.idle_timeout);
     /* The notes' first call: load Winsock 2.2 (Linux has nothing to load).
      * It returns its error; WSAGetLastError needs a loaded Winsock. */
     if ((rc = WSAStartup(MAKEWORD(2, 2), &wsa)) != 0)
@@ -393,6 +408,7 @@ static void setup_port(void)
     if (timer_queue == NULL)
         die("CreateTimerQueue");
     InitializeCriticalSection(&accept_lock);
+    InitializeCriticalSection(&idle_lock);
     if (cport_pool_init(&conn_pool, (unsigned)opts.max_clients,
                         sizeof(struct conn)) == -1)
         die("conn pool (%d)", opts.max_clients);
@@ -516,10 +532,11 @@ static DWORD WINAPI worker_main(LPVOID arg)
          * reset; ERROR_OPERATION_ABORTED: cancelled). FALSE without one:
          * no completion at all (WAIT_TIMEOUT, or the port is gone). */
         BOOL ok =
-            GetQueuedCompletionStatus(port, &bytes, &key, &ov, GET_TIMEOUT_MS);
+            GetQueuedCompletionStatus(port, &bytes, &key, &ov, get_timeout());
         int error = ok ? 0 : (int)GetLastError();
+        close_idle(); /* whether it timed out or not: a busy port may never */
         if (ov == NULL && error == WAIT_TIMEOUT)
-            continue; /* nothing finished for a second */
+            continue; /* nothing finished: an idle deadline, or a second */
         if (ov == NULL && error != 0)
             die_code(error, "GetQueuedCompletionStatus");
         if (ov == NULL && key == MSG_QUIT)
@@ -666,6 +683,9 @@ static bool conn_open(struct conn *c, SOCKET fd)
     int now = stats_client_opened(&stats);
     log_event("accept fd=%llu peer=%s clients=%d", (unsigned long long)fd,
               c->peer, now);
+    EnterCriticalSection(&idle_lock);
+    idle_add(&idle_clients, &c->idle, c, clock_ms());
+    LeaveCriticalSection(&idle_lock);
     return conn_post(c, CPORT_RECV);
 }
 
@@ -718,6 +738,7 @@ static bool on_recv_complete(struct conn *c, int error, DWORD bytes)
     log_trace("recv fd=%llu %lu bytes (worker %d)",
               (unsigned long long)c->handle.fd, bytes, worker_id);
     buf_commit(&c->echo, bytes);
+    idle_touch_locked(c); /* [S8] active */
     /* From conn_post on, another worker may own c->io and c->echo. */
     if (!conn_post(c, CPORT_SEND)) {
         conn_done(c, "recv", ERROR_OPERATION_ABORTED); /* shutdown */
@@ -740,6 +761,8 @@ static bool on_send_complete(struct conn *c, int error, DWORD bytes)
     log_trace("send fd=%llu %lu bytes (worker %d)",
               (unsigned long long)c->handle.fd, bytes, worker_id);
     stats_echoed(&stats, bytes);
+    if (bytes > 0)
+        idle_touch_locked(c); /* [S8] it reads */
     buf_consume(&c->echo, bytes);
     if (!buf_empty(&c->echo))
         log_trace("short send fd=%llu: %lu bytes to go",
@@ -791,6 +814,9 @@ static void conn_release(struct conn *c)
  * flight, but its completion would still come, to a reused context). */
 static void conn_close(struct conn *c)
 {
+    EnterCriticalSection(&idle_lock); /* first: close_idle may be at c */
+    idle_remove(&c->idle);
+    LeaveCriticalSection(&idle_lock);
     EnterCriticalSection(&c->lock);
     SOCKET fd = c->handle.fd;
     c->handle.fd = INVALID_SOCKET;
@@ -859,6 +885,7 @@ static void shutdown_all(void)
     if (left > 0)
         warn("shutdown: %u contexts were still in use", left);
     DeleteCriticalSection(&accept_lock);
+    DeleteCriticalSection(&idle_lock);
     /* INVALID_HANDLE_VALUE: once its callbacks have returned (none runs:
      * the timer's completion, if any, was awaited above). */
     if (!DeleteTimerQueueEx(timer_queue, INVALID_HANDLE_VALUE))
@@ -888,6 +915,51 @@ static void conn_cancel(void *item)
             die("CancelIoEx(fd=%llu)", (unsigned long long)c->handle.fd);
     }
     LeaveCriticalSection(&c->lock);
+}
+
+/* [S8] After every GetQueuedCompletionStatus, on whichever worker: the
+ * clients idle --idle-timeout seconds. Out of the list, then their
+ * operation in flight is cancelled as at shutdown (CancelIoEx): its
+ * completion (ERROR_OPERATION_ABORTED) ends the chain, and the last
+ * reference closes the conn. conn_close takes it out of the list under
+ * idle_lock before anything else, so each conn seen here is still open.
+ * The notes' third way to notice a dead client is "an operation that
+ * completes with a timeout error"; Winsock has no such operation, so the
+ * twin uses the wait's timeout. (Linux: a timer posted on the port.) */
+static void close_idle(void)
+{
+    long long now = clock_ms();
+    struct conn *c;
+
+    EnterCriticalSection(&idle_lock);
+    while ((c = idle_expired(&idle_clients, now)) != NULL) {
+        idle_remove(&c->idle);
+        log_info("idle fd=%llu peer=%s: closed after %d s",
+                 (unsigned long long)c->handle.fd, c->peer,
+                 opts.idle_timeout);
+        stats_closed_idle(&stats);
+        conn_cancel(c);
+    }
+    LeaveCriticalSection(&idle_lock);
+}
+
+/* [S8] A worker's wait: GET_TIMEOUT_MS, or less when the oldest client
+ * expires sooner (GetQueuedCompletionStatus' dwMilliseconds: WAIT_TIMEOUT
+ * is then the idle timer). */
+static DWORD get_timeout(void)
+{
+    EnterCriticalSection(&idle_lock);
+    long long ms = idle_next_ms(&idle_clients, clock_ms());  /* -1: nobody */
+    LeaveCriticalSection(&idle_lock);
+    return ms == -1 || ms > GET_TIMEOUT_MS ? GET_TIMEOUT_MS : (DWORD)ms;
+}
+
+/* [S8] Bytes moved on c: it becomes the newest. */
+static void idle_touch_locked(struct conn *c)
+{
+    EnterCriticalSection(&idle_lock);
+    idle_touch(&idle_clients, &c->idle, clock_ms());
+    LeaveCriticalSection(&idle_lock);
 }
 
 /* One accept fewer in flight. Out of sockets (WSAEMFILE/WSAENOBUFS): an

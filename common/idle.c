@@ -33,6 +33,8 @@ void idle_touch(struct idle_list *list, struct idle_entry *e,
                 long long now_ms)
 {
     e->last_active_ms = now_ms;
+    if (e->prev == NULL)
+        return;  /* out of the list already: being closed as idle */
     if (e->next == &list->head)
         return;  /* already the newest (the usual case when one is busy) */
     idle_remove(e);

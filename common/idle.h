@@ -46,7 +46,10 @@ void idle_init(struct idle_list *list, int timeout_seconds);
 void idle_add(struct idle_list *list, struct idle_entry *e, void *owner,
               long long now_ms);
 
-/* Bytes moved on e's client: it becomes the newest. O(1). */
+/* Bytes moved on e's client: it becomes the newest. O(1). Does nothing
+ * to an entry that is not in the list (a threaded model takes a client out
+ * when it starts closing it as idle, and a completion may still touch it:
+ * it must not come back). */
 void idle_touch(struct idle_list *list, struct idle_entry *e,
                 long long now_ms);
 

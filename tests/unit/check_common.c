@@ -639,6 +639,8 @@ START_TEST(test_idle_oldest_first_and_touch_moves_to_tail)
     idle_remove(&b);
     ck_assert(!idle_listed(&b));
     idle_remove(&b);  /* twice is harmless */
+    idle_touch(&list, &b, 3600);  /* nor does a touch bring it back */
+    ck_assert(!idle_listed(&b));
     ck_assert_ptr_eq(idle_expired(&list, 3800), &owners[2]);
     idle_remove(&c);
     ck_assert_ptr_null(idle_expired(&list, 4499));
