@@ -596,7 +596,8 @@ static void conn_close(struct conn *c)
  * blocked in read() or write(), and only its completion may close the
  * client (NOTES §7.3): shutdown(2) ends that read or write, as at
  * SIGTERM, and the completion closes the client as usual. Taken out of the
- * list here, so the loop moves on; conn_close takes it out under idle_lock
+ * list here, so the loop moves on (and a late touch does not put it back);
+ * conn_close takes it out under idle_lock
  * before close(), so the descriptor is still this client's while we hold
  * the lock. (Win32: CancelIoEx, then the completion with
  * ERROR_OPERATION_ABORTED.) */
