@@ -39,6 +39,15 @@
  * throttles the workers: concurrency is recorded, and the server simply
  * starts that many threads.
  *
+ * Transient refusals (NOTES §7.14): io_uring_enter may fail with EAGAIN
+ * ("unable to allocate memory ... wait for some completions and try
+ * again") or EBUSY (a CQ overflow not yet flushed). The SQEs then stay in
+ * the SQ, nothing is lost, and a later submit sends them. So a post never
+ * fails for that: it leaves them there (submit_sq), a thread that posts
+ * outside the workers retries after a short sleep (submit_retry), and a
+ * worker about to wait keeps reaping completions and retrying every
+ * SUBMIT_RETRY_MS (wait_cqe). One line is logged per burst.
+ *
  * Two io_uring facts the threads must respect:
  *  - a request's completion work ("task work") runs on the thread that
  *    submitted it, which the kernel interrupts to do so. We set neither
@@ -61,7 +70,12 @@
 
 #include <sanitizer/asan_interface.h> /* no-ops unless built with ASan */
 
+#include "clock.h"
 #include "err.h"
+#include "log.h"
+
+#define SUBMIT_RETRY_MS  1     /* after EAGAIN/EBUSY: try again this soon */
+#define SUBMIT_GIVE_UP_MS 5000 /* a non-worker post: then it is not passing */
 
 /* SQEs wait in the SQ from a worker's post until it next waits for a
  * completion (see posts_deferred); when the SQ fills first, claim_sqe
@@ -172,19 +186,27 @@ void cport_associate(struct cport *port, struct cport_handle *handle, int fd,
 
 /* Returns an SQE with sq_lock held (submit_locked() releases it), or NULL
  * with the lock released. */
+static int submit_sq(struct cport *port);
+
 static struct io_uring_sqe *claim_sqe(struct cport *port)
 {
-    pthread_mutex_lock(&port->sq_lock);
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&port->ring);
-    if (sqe == NULL) {
-        /* SQ full: workers' deferred posts filled it (or an earlier
-         * submit failed). Push them to the kernel and try once more. */
-        if (io_uring_submit(&port->ring) >= 0)
+    long long give_up = clock_ms() + SUBMIT_GIVE_UP_MS;
+
+    for (;;) {
+        pthread_mutex_lock(&port->sq_lock);
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&port->ring);
+        /* SQ full: workers' deferred posts filled it, or the kernel
+         * refused them for a moment. Push them to the kernel, try again. */
+        if (sqe == NULL && submit_sq(port) >= 0)
             sqe = io_uring_get_sqe(&port->ring);
-        if (sqe == NULL)
-            pthread_mutex_unlock(&port->sq_lock);
+        if (sqe != NULL)
+            return sqe;
+        pthread_mutex_unlock(&port->sq_lock);
+        if (clock_ms() >= give_up)
+            return NULL;
+        const struct timespec pause = {0, SUBMIT_RETRY_MS * 1000000L};
+        nanosleep(&pause, NULL); /* EINTR: try again sooner */
     }
-    return sqe;
 }
 
 /* Batching: a worker's posts wait in the SQ until it is about to wait
@@ -194,6 +216,9 @@ static struct io_uring_sqe *claim_sqe(struct cport *port)
  * posts (cancels at shutdown, quit messages) are submitted at once. */
 static _Thread_local bool posts_deferred;
 
+/* io_uring_submit with sq_lock held. Returns 0 when the SQ is empty, 1
+ * when SQEs still wait in it because the kernel refused them for now
+ * (EAGAIN, EBUSY: see the top of this file), or another -errno. */
 static int submit_sq(struct cport *port)
 {
     int rc;
@@ -201,7 +226,35 @@ static int submit_sq(struct cport *port)
     do {
         rc = io_uring_submit(&port->ring);
     } while (rc == -EINTR); /* EINTR: a signal; the SQEs are still queued */
-    return rc < 0 ? rc : 0;
+    if (rc == -EAGAIN || rc == -EBUSY) {
+        if (!atomic_exchange(&port->kernel_busy, true))
+            warn_code(-rc, "io_uring_enter: posts wait in the SQ, retrying");
+        return 1;
+    }
+    if (rc < 0)
+        return rc;
+    if (atomic_exchange(&port->kernel_busy, false))
+        log_event("io_uring_enter: submitting again");
+    return io_uring_sq_ready(&port->ring) > 0 ? 1 : 0;
+}
+
+/* A post from outside the workers (main, at shutdown) whose submit was
+ * refused for now: nobody else may submit it soon, so retry here, sleeping
+ * SUBMIT_RETRY_MS between tries, without holding sq_lock meanwhile (the
+ * workers go on posting and reaping). 0 once submitted, or -errno. */
+static int submit_retry(struct cport *port)
+{
+    long long give_up = clock_ms() + SUBMIT_GIVE_UP_MS;
+    int rc = 1;
+
+    while (rc == 1 && clock_ms() < give_up) {
+        const struct timespec pause = {0, SUBMIT_RETRY_MS * 1000000L};
+        nanosleep(&pause, NULL); /* EINTR: try again sooner */
+        pthread_mutex_lock(&port->sq_lock);
+        rc = submit_sq(port);
+        pthread_mutex_unlock(&port->sq_lock);
+    }
+    return rc == 1 ? -EAGAIN : rc;
 }
 
 static int submit_locked(struct cport *port, struct io_uring_sqe *sqe,
@@ -215,12 +268,13 @@ static int submit_locked(struct cport *port, struct io_uring_sqe *sqe,
     atomic_fetch_add_explicit(&port->in_flight, 1, memory_order_release);
     int rc = posts_deferred ? 0 : submit_sq(port);
     pthread_mutex_unlock(&port->sq_lock);
-    return rc;
+    return rc == 1 ? submit_retry(port) : rc;
 }
 
 /* Hands the SQEs that wait in the SQ to the kernel. Every thread that may
  * sleep in cport_get calls it first: the completion it waits for, or the
- * one the thread ahead of it waits for, may need one of them. */
+ * one the thread ahead of it waits for, may need one of them. Returns as
+ * submit_sq: 1 when some are still waiting (the kernel refused them). */
 static int flush_sq(struct cport *port)
 {
     int rc = 0;
@@ -354,6 +408,7 @@ static int wait_cqe(struct cport *port, int timeout_ms,
                     struct io_uring_cqe **cqe)
 {
     struct pollfd pfd = {.fd = port->ring.ring_fd, .events = POLLIN};
+    long long deadline = timeout_ms < 0 ? -1 : clock_ms() + timeout_ms;
 
     for (;;) {
         /* peek: no system call when a CQE is there already (it does enter
@@ -361,14 +416,19 @@ static int wait_cqe(struct cport *port, int timeout_ms,
         int rc = io_uring_peek_cqe(&port->ring, cqe);
         if (rc != -EAGAIN)
             return rc;
-        if ((rc = flush_sq(port)) < 0)  /* about to sleep: posts go first */
-            return rc;
+        int waiting = flush_sq(port); /* about to sleep: posts go first */
+        if (waiting < 0)
+            return waiting;
         if (io_uring_peek_cqe(&port->ring, cqe) == 0)
             return 0;  /* the submit completed something inline */
-        int n = poll(&pfd, 1, timeout_ms);
-        if (n == 0)
+        long long left = deadline < 0 ? -1 : deadline - clock_ms();
+        if (deadline >= 0 && left <= 0)
             return -ETIME;
-        if (n == -1 && errno != EINTR)
+        /* Posts refused for now (waiting == 1): sleep only a moment, reap
+         * what completes meanwhile, and submit them again. */
+        if (waiting == 1 && (left < 0 || left > SUBMIT_RETRY_MS))
+            left = SUBMIT_RETRY_MS;
+        if (poll(&pfd, 1, (int)left) == -1 && errno != EINTR)
             return -errno; /* EINTR: a signal; look again */
     }
 }
@@ -406,9 +466,13 @@ int cport_get(struct cport *port, struct cport_completion *done, int timeout_ms)
     /* Win32: GetQueuedCompletionStatus. The lock is the queue of waiting
      * workers; the one holding it is the one the kernel will wake. A
      * worker that has to queue behind it submits its posts first: the
-     * leader may be waiting for exactly one of them. */
+     * leader may be waiting for exactly one of them, asleep, and would not
+     * see them before its timeout. So if the kernel refuses them for now,
+     * the follower retries until they are in (submit_retry). */
     if (pthread_mutex_trylock(&port->cq_lock) != 0) {
-        if ((rc = flush_sq(port)) < 0)
+        if ((rc = flush_sq(port)) == 1)
+            rc = submit_retry(port);
+        if (rc < 0)
             return rc;
         pthread_mutex_lock(&port->cq_lock);
     }

@@ -94,6 +94,8 @@ struct cport {
     pthread_mutex_t sq_lock;   /* one poster at a time (see cport.c) */
     pthread_mutex_t cq_lock;   /* one completer at a time (see cport.c) */
     atomic_uint in_flight;     /* posted, completion not yet taken */
+    atomic_bool kernel_busy;   /* io_uring_enter said EAGAIN/EBUSY last time:
+                                  the posts wait in the SQ (logged once) */
     pthread_mutex_t idle_lock; /* with idle: cport_wait_idle sleeps here */
     pthread_cond_t idle;
 };

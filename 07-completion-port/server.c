@@ -351,9 +351,11 @@ static void accepts_top_up(void)
         c->closing = false;
         c->io = io_get();
         pthread_mutex_unlock(&c->lock);
-        /* Win32: AcceptEx(listen, accept socket, ..., &ov). A post only
-         * fails if the kernel is out of memory: the SQE may then still be
-         * in the ring, so no context can safely be reused. Fatal. */
+        /* Win32: AcceptEx(listen, accept socket, ..., &ov). cport rides
+         * out the kernel's passing refusals (EAGAIN, EBUSY: it retries);
+         * a post fails only if they last 5 s on end, or for a bug. The SQE
+         * may then still be in the ring, so no context can safely be
+         * reused: fatal. */
         int rc = cport_post_accept(&port, &listener, c->io, &c->handle);
         if (rc < 0)
             die_code(-rc, "cport_post_accept");
