@@ -37,12 +37,14 @@
  * WSAGETSELECTEVENT(lParam) is si_band (POLLIN ~ FD_READ and FD_ACCEPT,
  * POLLOUT ~ FD_WRITE, POLLHUP/POLLERR ~ FD_CLOSE); WSAGETSELECTERROR(lParam)
  * is getsockopt(SO_ERROR); WSAAsyncSelect(s, hwnd, 0, 0) is clearing O_ASYNC;
- * SetTimer/WM_TIMER is setitimer/SIGALRM (the EMFILE retry).
+ * SetTimer/WM_TIMER is setitimer/SIGALRM (the EMFILE retry) and
+ * timer_create/timer_settime with a signal of its own (the idle timer).
  *
  * Try:  ./server -v                      then: nc 127.0.0.1 9005
  *       prlimit --sigpending=8 ./server -v  and 50 clients: overflow
  * gdb:  make gdb M=05   (walkthrough.gdb: break on_message, on_accept,
- *       conn_open, on_readable, on_writable, conn_close, on_stop).
+ *       conn_open, on_readable, on_writable, conn_close, on_stop;
+ *       by hand: --idle-timeout 5 and break close_idle).
  *       gdb never sees the blocked messages, and Ctrl-C stops the server,
  *       not gdb: SIGINT is a message too (see README).
  */
@@ -99,6 +101,7 @@ static int io_signal;
 static int timer_signal;
 static sigset_t messages;
 static timer_t idle_timer;      /* [S8] raises timer_signal once, when set */
+static bool timer_made;         /* idle_timer exists: timer_create worked */
 static bool timer_armed;        /* set for the oldest client's deadline */
 
 /* Connections by descriptor number: a message's si_fd indexes it. */
@@ -131,6 +134,7 @@ static void on_stop(const siginfo_t *si);
 static void shutdown_all(void);
 static void on_overflow(void);
 static const char *async_select(int fd);
+static bool make_idle_timer(void);
 static void arm_idle_timer(void);
 static bool accepting(void);
 
@@ -181,12 +185,11 @@ static void setup_messages(void)
     sigaddset(&messages, timer_signal);
     if (sigprocmask(SIG_BLOCK, &messages, NULL) == -1)
         die("sigprocmask(SIG_BLOCK)");
-    /* [S8] The idle timer: a POSIX timer whose expiry is a message. Win32:
+    /* [S8] The idle timer, a POSIX timer whose expiry is a message, made
+     * now while our queue is empty (none with --idle-timeout 0). Win32:
      * SetTimer(hwnd, id, ms, NULL), whose WM_TIMER GetMessage returns. */
-    struct sigevent expiry = {.sigev_notify = SIGEV_SIGNAL,
-                              .sigev_signo = timer_signal};
-    if (timer_create(CLOCK_MONOTONIC, &expiry, &idle_timer) == -1)
-        die("timer_create");
+    if (opts.idle_timeout > 0)
+        make_idle_timer();  /* false: arm_idle_timer tries again */
 
     struct rlimit nofile;
     if (getrlimit(RLIMIT_NOFILE, &nofile) == -1)
@@ -553,7 +556,7 @@ static void shutdown_all(void)
     while (clients != NULL)
         conn_close(clients);
     free(conn_by_fd);
-    if (timer_delete(idle_timer) == -1)  /* Win32: KillTimer */
+    if (timer_made && timer_delete(idle_timer) == -1)  /* Win32: KillTimer */
         warn_errno("timer_delete");
     if (fcntl(listen_fd, F_SETFL, O_NONBLOCK) == -1)
         warn_errno("fcntl(F_SETFL, listen fd=%d)", listen_fd);
@@ -617,12 +620,43 @@ static const char *async_select(int fd)
     return NULL;
 }
 
+/* [S8] Makes the idle timer. timer_create reserves the queue entry its
+ * expiry will use (so a full queue never loses it), from the budget the
+ * socket signals share: RLIMIT_SIGPENDING, counted for every process of
+ * the user. When other processes have spent it: EAGAIN. That is no more a
+ * reason to die than a full queue is later (SIGIO): we run without the
+ * timer, idle clients stay, and arm_idle_timer tries again every turn.
+ * Returns false while there is no timer. No Win32 counterpart: SetTimer
+ * makes its timer each time, and reserves nothing. */
+static bool make_idle_timer(void)
+{
+    static bool warned;  /* once per run of failures, not once per turn */
+    struct sigevent expiry = {.sigev_notify = SIGEV_SIGNAL,
+                              .sigev_signo = timer_signal};
+
+    if (timer_create(CLOCK_MONOTONIC, &expiry, &idle_timer) == 0) {
+        if (warned)
+            log_info("timer_create: the idle timer is made at last");
+        timer_made = true;
+        return true;
+    }
+    if (errno == EINVAL)
+        die("timer_create");  /* a bad clock or signal: a bug */
+    if (!warned)  /* EAGAIN (the queue), ENOMEM: a condition */
+        warn_errno("timer_create (no idle timeouts until it works)");
+    warned = true;
+    return false;
+}
+
 /* [S8] Arms the idle timer for the oldest client's deadline, unless it is
  * armed already. While armed, the oldest deadline can only have moved
  * later (a touch, a close, a newcomer at the tail), so the timer fires on
  * time or early; early, close_idle finds nobody and this re-arms it: one
  * timer_settime per expiry, not one per message. One-shot, absolute, on
- * CLOCK_MONOTONIC, the clock clock_ms() reads. */
+ * CLOCK_MONOTONIC, the clock clock_ms() reads. Why not a periodic tick
+ * (say every second, closing whoever has expired)? It would wake an idle
+ * server every second and close up to a second late; this one wakes only
+ * when someone may be due, and never with --idle-timeout 0. */
 static void arm_idle_timer(void)
 {
     if (timer_armed)
@@ -631,6 +665,8 @@ static void arm_idle_timer(void)
     long long left = idle_next_ms(&idle_clients, now);  /* -1: nobody */
     if (left == -1)
         return;
+    if (!timer_made && !make_idle_timer())
+        return;  /* the queue is still full: try again next turn */
     long long at = now + left;
     struct itimerspec when = {
         .it_value = {at / 1000, at % 1000 * 1000000L}};

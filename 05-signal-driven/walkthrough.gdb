@@ -9,8 +9,10 @@ handle SIGINT nostop print pass
 # taken by sigwaitinfo(), so gdb never sees them and these lines change
 # nothing - until someone unblocks one (see the README's gdb tour): then
 # gdb would stop at every socket event (SIG35 = SIGRTMIN + 1) without them.
+# SIG36 (SIGRTMIN + 2) is the idle timer's.
 handle SIGIO nostop noprint pass
 handle SIG35 nostop noprint pass
+handle SIG36 nostop noprint pass
 handle SIGALRM nostop noprint pass
 
 break on_message
@@ -108,6 +110,10 @@ commands
     continue
   end
 end
+
+# The idle timer [S8] is a stop to set by hand: the runner's batch tour uses
+# the default --idle-timeout of 300 s and would never reach it. Start with
+# make gdb M=05 ARGS="--idle-timeout 5", then: break close_idle (README).
 
 echo Tour loaded. Type "run", then in another terminal: nc 127.0.0.1 9005\n
 echo (Ctrl-C does not reach gdb here: see the README's gdb tour.)\n

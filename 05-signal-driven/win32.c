@@ -40,7 +40,8 @@
  * Linux: fcntl(F_SETOWN_EX, F_SETSIG, O_ASYNC) is WSAAsyncSelect, the
  * thread's queue of pending realtime signals is the window's message queue,
  * si_fd is wParam, si_band is WSAGETSELECTEVENT(lParam), SO_ERROR is
- * WSAGETSELECTERROR(lParam), setitimer/SIGALRM is SetTimer/WM_TIMER. A
+ * WSAGETSELECTERROR(lParam), setitimer/SIGALRM is SetTimer/WM_TIMER (the
+ * EMFILE pause), and so is a POSIX timer's signal (the idle timer). A
  * signal is queued for every event, and overflows into SIGIO; a message is
  * posted once per re-enabling call.
  *
@@ -290,10 +291,10 @@ static void event_loop(void)
  * is not posted again before its re-enabling call. So the twin prevents it
  * instead: an event is posted once per re-enabling call, a client rarely
  * has more than three messages queued (POSTED_MESSAGE_LIMIT's comment), and
- * -c is capped at MAX_CLIENTS_LIMIT (3000). (Re-issuing WSAAsyncSelect on a socket would be
- * the rescan: it posts a message for each condition already true.) Under
- * Wine 8.0 the limit does not exist: 20000 posts to one window all went
- * through (README). */
+ * -c is capped at MAX_CLIENTS_LIMIT (3000). (Re-issuing WSAAsyncSelect on
+ * a socket would be the rescan: it posts a message for each condition
+ * already true.) Under Wine 8.0 the limit does not exist: 20000 posts
+ * to one window all went through (README). */
 static LRESULT CALLBACK on_message(HWND hwnd, UINT message, WPARAM wparam,
                                    LPARAM lparam)
 {
@@ -636,6 +637,9 @@ static void shutdown_all(void)
     while (clients != NULL)
         conn_close(clients);
     free(conn_by_fd);
+    /* Linux: timer_delete. (DestroyWindow below would kill it too.) */
+    if (timer_armed && !KillTimer(window, IDLE_TIMER))
+        warn_errno("KillTimer");
     if (WSAAsyncSelect(listen_fd, window, 0, 0) == SOCKET_ERROR)
         warn_errno("WSAAsyncSelect(listen fd=%llu, 0)",
                    (unsigned long long)listen_fd);
