@@ -23,6 +23,7 @@
  *
  * Try:  ./server -v                    then: nc 127.0.0.1 9001 (twice)
  *       ./server --mode threads -v     both clients are served at once
+ *       ./server -v --idle-timeout 3   a silent nc is closed after 3 s
  * gdb:  make gdb M=01   (walkthrough.gdb: break on_accept, serve_client)
  */
 #include <assert.h>
@@ -234,10 +235,13 @@ static void on_accept(struct conn *c)
      * never reads its echo) would hold the iterative server forever. The
      * kernel times each blocked recv() and send() (SO_RCVTIMEO,
      * SO_SNDTIMEO), so this model needs no timer and no list of its own:
-     * one thread per client, one timer per call. --idle-timeout 0 sets 0,
-     * which means "no timeout" to both options. */
-    if (net_set_timeouts(c->fd, opts.idle_timeout * 1000) == -1)
-        warn_errno("setsockopt(SO_RCVTIMEO, fd=%d)", c->fd);
+     * one thread per client, one timer per call. --idle-timeout 0 sets
+     * nothing: the options stay 0, "no timeout", and the calls block for
+     * as long as it takes. (Win32: the same two options, a DWORD of ms;
+     * the calls fail with WSAETIMEDOUT.) */
+    if (opts.idle_timeout > 0 &&
+        net_set_timeouts(c->fd, opts.idle_timeout * 1000) == -1)
+        warn_errno("setsockopt(SO_RCVTIMEO/SO_SNDTIMEO, fd=%d)", c->fd);
     int now = stats_client_opened(&stats);
     log_event("accept fd=%d peer=%s clients=%d", c->fd, c->peer, now);
 }

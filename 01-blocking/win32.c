@@ -28,6 +28,7 @@
  *
  * Try:  make run-win32 M=01 ARGS="-v"     then: nc 127.0.0.1 9001 (twice)
  *       make run-win32 M=01 ARGS="--mode threads -v"  both served at once
+ *       make run-win32 M=01 ARGS="-v --idle-timeout 3"  a silent nc: 3 s
  *       diff -u 01-blocking/server.c 01-blocking/win32.c
  * gdb:  winedbg --gdb build/win32/01-blocking/win32.exe (README, "The Win32
  *       twin"): break on_accept, serve_client
@@ -286,9 +287,11 @@ static void on_accept(struct conn *c)
      * never reads its echo) would hold the iterative server forever. The
      * kernel times each blocked recv() and send(), so no timer and no list
      * of our own. Winsock takes a DWORD of milliseconds (net_win32.c),
-     * Linux a struct timeval; 0 means "no timeout" to both. */
-    if (net_set_timeouts(c->fd, opts.idle_timeout * 1000) == -1)
-        warn_errno("setsockopt(SO_RCVTIMEO, fd=%llu)",
+     * Linux a struct timeval. --idle-timeout 0 sets nothing: the options
+     * stay 0, "no timeout", to both. (Linux: the calls fail with EAGAIN.) */
+    if (opts.idle_timeout > 0 &&
+        net_set_timeouts(c->fd, opts.idle_timeout * 1000) == -1)
+        warn_errno("setsockopt(SO_RCVTIMEO/SO_SNDTIMEO, fd=%llu)",
                    (unsigned long long)c->fd);
     int now = stats_client_opened(&stats);
     log_event("accept fd=%llu peer=%s clients=%d", (unsigned long long)c->fd,
@@ -363,9 +366,11 @@ static void conn_close(struct conn *c)
 }
 
 /* [S8] recv() waited --idle-timeout seconds and nothing came, or send()
- * did and the client took none of its echo: the socket's timeout ran out
- * (WSAETIMEDOUT). A send() that moved some bytes before the timeout
- * returns that count instead; only the next one fails. */
+ * did and the client could not take its echo: the socket's timeout ran out
+ * (WSAETIMEDOUT). Winsock documents no partial count for a blocking send()
+ * that timed out, only the failure, after which the socket is not to be
+ * used (Linux: a send() that moved some bytes returns that count; only the
+ * next one fails). Either way, closing is all that is left to do. */
 static void close_idle(struct conn *c)
 {
     log_info("idle fd=%llu peer=%s: closed after %d s",
