@@ -317,7 +317,7 @@ static void *worker_main(void *arg)
         log_trace("aio_suspend: woke over %d requests", n);
         for (int i = 1; i < n; i++)  /* sival_ptr: the request's conn */
             on_complete(list[i]->aio_sigevent.sigev_value.sival_ptr);
-        close_idle();  /* every turn: under load it never times out */
+        close_idle();  /* every turn, not on EAGAIN only: see S8 */
         if (aio_error(&wake_op) == EINPROGRESS)
             continue;
         (void)aio_return(&wake_op);  /* the eventfd's count: not needed */
@@ -650,10 +650,14 @@ static long long idle_wait_ms(void)
 
 /* [S8] aio_suspend's timeout: a relative struct timespec until the oldest
  * deadline, or NULL to wait for a completion only (Win32: dwTimeout, or
- * WSA_INFINITE). A new client comes later than every deadline, and when
- * the list was empty conn_open wakes the waiter anyway: the timeout is
- * recomputed each turn. A touch on another thread only moves the deadline
- * later: aio_suspend then times out early, and close_idle finds nobody. */
+ * WSA_INFINITE). A timeout says only "nothing finished for so long": while
+ * requests keep finishing, aio_suspend returns 0 and may never fail with
+ * EAGAIN, so worker_main calls close_idle after every turn, whatever ended
+ * it (as 02 does after every select). A new client comes later than every
+ * deadline, and when the list was empty conn_open wakes the waiter anyway:
+ * the timeout is recomputed each turn. A touch on another thread only
+ * moves the deadline later: aio_suspend then times out early, and
+ * close_idle finds nobody. */
 static const struct timespec *suspend_timeout(struct timespec *ts)
 {
     long long ms = idle_wait_ms();
