@@ -653,11 +653,10 @@ static long long idle_wait_ms(void)
  * WSA_INFINITE). A timeout says only "nothing finished for so long": while
  * requests keep finishing, aio_suspend returns 0 and may never fail with
  * EAGAIN, so worker_main calls close_idle after every turn, whatever ended
- * it (as 02 does after every select). A new client comes later than every
- * deadline, and when the list was empty conn_open wakes the waiter anyway:
- * the timeout is recomputed each turn. A touch on another thread only
- * moves the deadline later: aio_suspend then times out early, and
- * close_idle finds nobody. */
+ * it (as 02 does after every select). The touches are the waiter's own
+ * (it handles every completion); main only adds clients, whose deadlines
+ * come last, and wakes the waiter for each: the timeout is recomputed
+ * every turn, and is never later than the oldest deadline. */
 static const struct timespec *suspend_timeout(struct timespec *ts)
 {
     long long ms = idle_wait_ms();
