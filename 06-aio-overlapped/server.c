@@ -24,8 +24,9 @@
  *   [S6] 0 bytes or an error: conn_close, with nothing in flight
  *   [S7] SIGTERM: shutdown_all: shutdown(2) every socket, wait for every
  *        completion, stop the waiter and glibc's threads, free
- *   [S8] main's poll() timeout ends at the oldest client's idle deadline:
- *        close_idle shutdown(2)s it, and its completion closes it
+ *   [S8] the oldest client's idle deadline ends a wait: aio_suspend's
+ *        timeout (wait), main's poll() timeout (callback); close_idle
+ *        shutdown(2)s the client, and its completion closes it
  *
  * Linux differs here more than anywhere (NOTES §7.2, §7.3, §7.10, §7.11):
  * glibc runs each request on a helper thread doing a blocking read() or
@@ -120,9 +121,10 @@ static int callbacks_running;   /* on_callback()s not yet returned */
 /* EMFILE: clock_ms() to resume, or 0. Atomic: conn_close ends the pause
  * on the thread that completes, while main reads it. */
 static atomic_llong accept_paused_until;
-/* [S8] Touched by whichever thread completes a request: a lock of its own,
- * taken last and alone (never with another held under it), so it adds no
- * lock order to clients_lock -> c->lock. */
+/* [S8] Touched by whichever thread completes a request, added to by main:
+ * a lock of its own, taken last and alone (never with another held under
+ * it), so it adds no lock order to clients_lock -> c->lock. The thread
+ * that keeps time: the waiter (wait), main (callback). */
 static struct idle_list idle_clients; /* [S8] least recently active first */
 static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -144,6 +146,8 @@ static void conn_done(struct conn *c, const char *what, int error);
 static void conn_close(struct conn *c);
 static void close_idle(void);
 static void idle_touch_locked(struct conn *c);
+static long long idle_wait_ms(void);
+static const struct timespec *suspend_timeout(struct timespec *ts);
 static void shutdown_all(void);
 static void wait_for_helpers(void);
 static int count_threads(void);
@@ -254,7 +258,8 @@ static int setup_listener(void)
 /* [S2] The main thread only accepts. It polls the listener while
  * accepting(), and its eventfd always: SIGTERM, or a client leaving (a
  * slot free, an EMFILE pause over). Win32: WSAWaitForMultipleEvents over
- * the listener's FD_ACCEPT event and the one WSASetEvent signals. */
+ * the listener's FD_ACCEPT event and the one WSASetEvent signals. In
+ * callback mode it is the one thread that waits, so it keeps time [S8]. */
 static void event_loop(void)
 {
     uint64_t count;
@@ -275,19 +280,22 @@ static void event_loop(void)
             die("read(eventfd)");  /* EINTR: still readable next turn */
         if (fds[1].revents & POLLIN)
             on_accept();
-        close_idle();
+        if (notify == NOTIFY_CALLBACK)
+            close_idle();  /* [S8] the waiter does it in wait mode */
     }
 }
 
 /* [S2a] --notify wait: the notes' worker thread. Win32:
- * WSAWaitForMultipleEvents(n, events, FALSE, WSA_INFINITE, FALSE), then
+ * WSAWaitForMultipleEvents(n, events, FALSE, dwTimeout, FALSE), then
  * WSAGetOverlappedResult on each. aio_suspend() returns when any request
  * of the list has finished, but says not which: we ask every one. There is
  * no 64-entry limit, but the list is rebuilt and scanned every turn: the
- * cost grows with the clients, as select's does. */
+ * cost grows with the clients, as select's does. [S8] Its timeout is the
+ * idle timer: it fails with EAGAIN at the oldest client's deadline. */
 static void *worker_main(void *arg)
 {
     const struct aiocb **list = calloc(opts.max_clients + 1, sizeof(*list));
+    struct timespec timeout;
     (void)arg;
 
     if (list == NULL)
@@ -301,12 +309,15 @@ static void *worker_main(void *arg)
 
     for (;;) {
         int n = collect_in_flight(list);
-        while (aio_suspend(list, n, NULL) == -1)
-            if (errno != EINTR)  /* EINTR: a signal; nothing finished */
-                die("aio_suspend(%d requests)", n);
+        /* EAGAIN: the timeout [S8]; EINTR: a signal. Nothing finished:
+         * the asking below finds nothing, close_idle may. */
+        if (aio_suspend(list, n, suspend_timeout(&timeout)) == -1 &&
+            errno != EAGAIN && errno != EINTR)
+            die("aio_suspend(%d requests)", n);
         log_trace("aio_suspend: woke over %d requests", n);
         for (int i = 1; i < n; i++)  /* sival_ptr: the request's conn */
             on_complete(list[i]->aio_sigevent.sigev_value.sival_ptr);
+        close_idle();  /* every turn, not on EAGAIN only: see S8 */
         if (aio_error(&wake_op) == EINPROGRESS)
             continue;
         (void)aio_return(&wake_op);  /* the eventfd's count: not needed */
@@ -591,7 +602,8 @@ static void conn_close(struct conn *c)
     free(c);
 }
 
-/* [S8] On the main thread, after every poll(): the clients idle
+/* [S8] On the thread that keeps time, after each of its waits (the
+ * waiter's aio_suspend, or main's poll in callback mode): the clients idle
  * --idle-timeout seconds. Their request is in flight, on a helper thread
  * blocked in read() or write(), and only its completion may close the
  * client (NOTES §7.3): shutdown(2) ends that read or write, as at
@@ -624,6 +636,36 @@ static void idle_touch_locked(struct conn *c)
     pthread_mutex_lock(&idle_lock);
     idle_touch(&idle_clients, &c->idle, clock_ms());
     pthread_mutex_unlock(&idle_lock);
+}
+
+/* [S8] ms until the oldest client expires (0: it has), or -1: nobody can
+ * (no clients, or --idle-timeout 0). A look at the list's head: no scan. */
+static long long idle_wait_ms(void)
+{
+    pthread_mutex_lock(&idle_lock);
+    long long ms = idle_next_ms(&idle_clients, clock_ms());
+    pthread_mutex_unlock(&idle_lock);
+    return ms;
+}
+
+/* [S8] aio_suspend's timeout: a relative struct timespec until the oldest
+ * deadline, or NULL to wait for a completion only (Win32: dwTimeout, or
+ * WSA_INFINITE). A timeout says only "nothing finished for so long": while
+ * requests keep finishing, aio_suspend returns 0 and may never fail with
+ * EAGAIN, so worker_main calls close_idle after every turn, whatever ended
+ * it (as 02 does after every select). The touches are the waiter's own
+ * (it handles every completion); main only adds clients, whose deadlines
+ * come last, and wakes the waiter for each: the timeout is recomputed
+ * every turn, and is never later than the oldest deadline. */
+static const struct timespec *suspend_timeout(struct timespec *ts)
+{
+    long long ms = idle_wait_ms();
+
+    if (ms == -1)
+        return NULL;
+    ts->tv_sec = ms / 1000;
+    ts->tv_nsec = ms % 1000 * 1000000;
+    return ts;
 }
 
 /* [S7] close() would not end a recv a helper thread is blocked in, and
@@ -708,18 +750,18 @@ static bool accepting(void)
            stats_current(&stats) < opts.max_clients;
 }
 
-/* [S8] The wait's timeout in ms: until the oldest client would expire,
- * or the end of an EMFILE pause if that comes first (the retry timer), or
- * -1: wait for an event. Touches on other threads only move the oldest
- * deadline later: poll() then returns early, and close_idle finds nobody. */
+/* [S8] main's poll() timeout in ms: in callback mode until the oldest
+ * client would expire (main keeps time there: glibc's callback threads
+ * come and go), or the end of an EMFILE pause if that comes first (the
+ * retry timer), or -1: wait for an event. Touches on other threads only
+ * move the oldest deadline later: poll() then returns early, and
+ * close_idle finds nobody. */
 static int wait_timeout(void)
 {
     long long now = clock_ms();
     long long paused_until = accept_paused_until;
+    long long ms = notify == NOTIFY_CALLBACK ? idle_wait_ms() : -1;
 
-    pthread_mutex_lock(&idle_lock);
-    long long ms = idle_next_ms(&idle_clients, now);  /* -1: nobody */
-    pthread_mutex_unlock(&idle_lock);
     if (paused_until != 0) {
         long long pause_left = paused_until > now ? paused_until - now : 0;
         if (ms == -1 || pause_left < ms)

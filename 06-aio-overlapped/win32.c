@@ -33,7 +33,8 @@
  *        completion (WSA_OPERATION_ABORTED), stop the waiters, free
  *   [S8] main's wait times out at the oldest client's idle deadline:
  *        close_idle shuts it down and cancels its request, and the
- *        completion closes it                   (Linux: poll()'s timeout)
+ *        completion closes it  (Linux: aio_suspend's timeout in wait mode,
+ *        poll()'s in callback mode)
  *
  * Here the model is what the notes describe: the kernel completes the
  * request, and no thread is blocked on an idle client. Linux (server.c,
@@ -142,8 +143,9 @@ static CRITICAL_SECTION clients_lock;
  * on the thread that completes, while main reads it. */
 static atomic_llong accept_paused_until;
 /* [S8] Touched by whichever thread completes a request (a waiter, or main
- * in callback mode): a lock of its own, taken last (inside c->lock) and
- * never with another taken under it. */
+ * in callback mode), added to by main: a lock of its own, taken last
+ * (inside c->lock) and never with another taken under it. Main keeps time
+ * in both modes (server.c: its one waiter does in wait mode). */
 static struct idle_list idle_clients; /* [S8] least recently active first */
 static CRITICAL_SECTION idle_lock;
 
@@ -171,6 +173,7 @@ static void conn_done(struct conn *c, const char *what, int error);
 static void conn_close(struct conn *c);
 static void close_idle(void);
 static void idle_touch_locked(struct conn *c);
+static long long idle_wait_ms(void);
 static void shutdown_all(void);
 static void stop_waiters(void);
 static void wake_main(void *arg);
@@ -314,7 +317,8 @@ static SOCKET setup_listener(void)
  * listener. At -c or in a pause no AcceptEx is posted, and newcomers wait
  * in the listen backlog. In callback mode the wait is alertable
  * (fAlertable = TRUE): it runs the completion routines queued to this
- * thread, then returns WSA_WAIT_IO_COMPLETION instead of an event. */
+ * thread, then returns WSA_WAIT_IO_COMPLETION instead of an event. In
+ * both modes it is the one thread whose wait keeps time [S8]. */
 static void event_loop(void)
 {
     BOOL alertable = notify == NOTIFY_CALLBACK;
@@ -328,7 +332,7 @@ static void event_loop(void)
             wait_timeout(), alertable);
         if (ready == WSA_WAIT_FAILED)
             die("WSAWaitForMultipleEvents");
-        close_idle();  /* whatever ended the wait */
+        close_idle();  /* [S8] whatever ended the wait */
         if (ready == WSA_WAIT_IO_COMPLETION)
             continue;  /* completion routines ran (callback mode) */
         if (ready == WSA_WAIT_TIMEOUT)
@@ -352,7 +356,10 @@ static void event_loop(void)
  * every time and high ones starve (the notes' pitfall). So every request
  * from there on is asked (WSA_IO_INCOMPLETE: still running). The list is
  * rebuilt and scanned every turn, as server.c's is, but it holds at most
- * 63 clients: the group, not -c, bounds the cost of a turn. */
+ * 63 clients: the group, not -c, bounds the cost of a turn. [S8] No
+ * timeout: server.c's one waiter gives aio_suspend the oldest deadline,
+ * but here -c / 63 waiters would all wake at that one deadline (16 at
+ * -c 1000) and find nobody of theirs; main's wait keeps time once. */
 static DWORD WINAPI worker_main(LPVOID arg)
 {
     struct group *g = arg;
@@ -799,7 +806,8 @@ static void conn_close(struct conn *c)
     free(c);
 }
 
-/* [S8] On the main thread, after every wait: the clients idle
+/* [S8] On the main thread, after every wait (server.c: on the thread that
+ * keeps time, its waiter in wait mode): the clients idle
  * --idle-timeout seconds. Their request is in flight and only its
  * completion may close the client: shutdown(SD_BOTH) makes every later
  * request fail at once (WSAESHUTDOWN), and CancelIoEx ends the one in
@@ -837,6 +845,16 @@ static void idle_touch_locked(struct conn *c)
     EnterCriticalSection(&idle_lock);
     idle_touch(&idle_clients, &c->idle, clock_ms());
     LeaveCriticalSection(&idle_lock);
+}
+
+/* [S8] ms until the oldest client expires (0: it has), or -1: nobody can
+ * (no clients, or --idle-timeout 0). A look at the list's head: no scan. */
+static long long idle_wait_ms(void)
+{
+    EnterCriticalSection(&idle_lock);
+    long long ms = idle_next_ms(&idle_clients, clock_ms());
+    LeaveCriticalSection(&idle_lock);
+    return ms;
 }
 
 /* [S7] A request in flight must complete before its OVERLAPPED and buffer
@@ -949,19 +967,19 @@ static bool accepting(void)
            stats_current(&stats) < opts.max_clients;
 }
 
-/* [S8] The wait's timeout in ms: until the oldest client would expire, or
- * the end of an EMFILE pause if that comes first (the retry timer), or
- * WSA_INFINITE: wait for an event. In callback mode this is the alertable
- * wait's timeout. Touches on other threads only move the oldest deadline
- * later: the wait then ends early, and close_idle finds nobody. */
+/* [S8] main's dwTimeout in ms: until the oldest client would expire, in
+ * both modes (server.c: in callback mode; its waiter's aio_suspend keeps
+ * time in wait mode), or the end of an EMFILE pause if that comes first
+ * (the retry timer), or WSA_INFINITE: wait for an event. In callback mode
+ * this is the alertable wait's timeout. Touches on other threads only move
+ * the oldest deadline later: the wait then ends early, and close_idle
+ * finds nobody. */
 static DWORD wait_timeout(void)
 {
     long long now = clock_ms();
     long long paused_until = accept_paused_until;
+    long long ms = idle_wait_ms();
 
-    EnterCriticalSection(&idle_lock);
-    long long ms = idle_next_ms(&idle_clients, now);  /* -1: nobody */
-    LeaveCriticalSection(&idle_lock);
     if (paused_until != 0) {
         long long pause_left = paused_until > now ? paused_until - now : 0;
         if (ms == -1 || pause_left < ms)
