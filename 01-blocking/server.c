@@ -385,7 +385,7 @@ static void release_slot(struct conn *c, enum conn_state state)
 
 /* Waits until a slot is free (fewer than -c clients in threads mode; the
  * one slot in iterative mode always is), then returns it, or NULL when a
- * stop signal woke the wait. */
+ * stop signal woke the wait or its buffer could not be had for now. */
 static struct conn *take_free_slot(void)
 {
     uint64_t count;
@@ -409,7 +409,12 @@ static struct conn *take_free_slot(void)
     }
     pthread_mutex_unlock(&table_lock);
     assert(found != NULL);  /* the eventfd counted a free slot */
-    if (found->echo.data == NULL && buf_init(&found->echo, BUF_DEFAULT_CAP))
-        die("buf_init");
+    if (found->echo.data == NULL && buf_init(&found->echo, BUF_DEFAULT_CAP)) {
+        /* ENOMEM: short of memory for now. The newcomer waits in the
+         * listen backlog; the caller's loop asks for a slot again. */
+        back_off("malloc(echo buffer)");
+        release_slot(found, CONN_FREE);
+        return NULL;
+    }
     return found;
 }

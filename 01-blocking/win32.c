@@ -525,7 +525,7 @@ static void release_slot(struct conn *c, enum conn_state state)
 
 /* Waits until a slot is free (fewer than -c clients in threads mode; the
  * one slot in iterative mode always is), then returns it, or NULL when the
- * stop woke the wait. */
+ * stop woke the wait or its buffer could not be had for now. */
 static struct conn *take_free_slot(void)
 {
     /* Takes one count; blocks while there is none (Linux: read() of the
@@ -551,7 +551,13 @@ static struct conn *take_free_slot(void)
     }
     LeaveCriticalSection(&table_lock);
     assert(found != NULL);  /* the semaphore counted a free slot */
-    if (found->echo.data == NULL && buf_init(&found->echo, BUF_DEFAULT_CAP))
-        die_code(ERROR_NOT_ENOUGH_MEMORY, "buf_init");
+    if (found->echo.data == NULL && buf_init(&found->echo, BUF_DEFAULT_CAP)) {
+        /* Short of memory for now: the newcomer waits in the listen
+         * backlog; the caller's loop asks for a slot again. */
+        err_set_last(ERROR_NOT_ENOUGH_MEMORY);  /* malloc sets only errno */
+        back_off("malloc(echo buffer)");
+        release_slot(found, CONN_FREE);
+        return NULL;
+    }
     return found;
 }

@@ -186,6 +186,10 @@ static void event_loop(void)
                             wait_timeout(&timeout), &wait_mask);
         if (ready == -1 && errno == EINTR)
             continue;  /* EINTR: a signal came; the loop tests the flag */
+        if (ready == -1 && errno == ENOMEM) {
+            back_off("select");  /* the kernel is short of memory for now */
+            continue;
+        }
         if (ready == -1)
             die("select");  /* EBADF: a closed fd left in a set (a bug) */
         log_trace("select: %d ready below nfds=%d", ready, nfds);

@@ -180,8 +180,12 @@ static void event_loop(void)
         int ready = ppoll(pfds, nslots, wait_timeout(&timeout), &wait_mask);
         if (ready == -1 && errno == EINTR)
             continue;  /* EINTR: a signal came; the loop tests the flag */
+        if (ready == -1 && errno == ENOMEM) {
+            back_off("poll");  /* the kernel is short of memory for now */
+            continue;
+        }
         if (ready == -1)
-            die("poll");  /* ENOMEM, or a bug (EFAULT, EINVAL) */
+            die("poll");  /* EFAULT, EINVAL: a bug */
         log_trace("poll: %d ready of %lu slots", ready,
                   (unsigned long)nslots);
         /* ready == 0: a timer ran out (the oldest client's idle

@@ -581,17 +581,20 @@ static void on_overflow(void)
     log_event("signal queue overflow: rescanning (%d queued dropped)",
               dropped);
 
-    struct pollfd *set = calloc(stats_current(&stats) + 1, sizeof(*set));
-    if (set == NULL)
-        die("calloc(%d pollfd)", stats_current(&stats) + 1);
+    struct pollfd *set;
+    while ((set = calloc(stats_current(&stats) + 1, sizeof(*set))) == NULL)
+        back_off("calloc(%d pollfd)", stats_current(&stats) + 1);
     set[n++] = (struct pollfd){.fd = listen_fd, .events = POLLIN};
     for (struct conn *c = clients; c != NULL; c = c->next) {
         set[n].fd = c->fd;  /* POLLOUT only while an echo waits to be sent */
         set[n++].events = POLLIN | (buf_empty(&c->echo) ? 0 : POLLOUT);
     }
-    while (poll(set, n, 0) == -1)
-        if (errno != EINTR)
-            die("poll(%d fds)", n);
+    while (poll(set, n, 0) == -1) {
+        if (errno == ENOMEM)
+            back_off("poll(%d fds)", n);  /* short of memory for now */
+        else if (errno != EINTR)
+            die("poll(%d fds)", n);  /* EFAULT, EINVAL: a bug */
+    }
     for (int i = 0; i < n; i++)
         if (set[i].revents != 0)
             on_event(set[i].fd, set[i].revents);

@@ -272,8 +272,12 @@ static void event_loop(void)
         int ready = poll(fds, 2, wait_timeout());
         if (ready == -1 && errno == EINTR)
             continue;  /* EINTR: the SIGTERM handler ran on this thread */
+        if (ready == -1 && errno == ENOMEM) {
+            back_off("poll");  /* the kernel is short of memory for now */
+            continue;
+        }
         if (ready == -1)
-            die("poll");
+            die("poll");  /* EFAULT, EINVAL: a bug */
         if ((fds[0].revents & POLLIN) &&
             read(main_wake_fd, &count, sizeof(count)) == -1 &&
             errno != EAGAIN && errno != EINTR)
@@ -323,8 +327,13 @@ static void *worker_main(void *arg)
         (void)aio_return(&wake_op);  /* the eventfd's count: not needed */
         if (atomic_load(&stopping))
             break;  /* every client is gone: see shutdown_all */
-        if (aio_read(&wake_op) == -1)
-            die("aio_read(wake eventfd)");
+        /* EAGAIN: glibc is short of threads or memory for now. Without
+         * this request nobody could wake us: retry until it is posted. */
+        while (aio_read(&wake_op) == -1) {
+            if (errno != EAGAIN)
+                die("aio_read(wake eventfd)");  /* EBADF, EINVAL: a bug */
+            back_off("aio_read(wake eventfd)");
+        }
     }
     free(list);
     return NULL;

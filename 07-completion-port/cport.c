@@ -428,8 +428,12 @@ static int wait_cqe(struct cport *port, int timeout_ms,
          * what completes meanwhile, and submit them again. */
         if (waiting == 1 && (left < 0 || left > SUBMIT_RETRY_MS))
             left = SUBMIT_RETRY_MS;
-        if (poll(&pfd, 1, (int)left) == -1 && errno != EINTR)
-            return -errno; /* EINTR: a signal; look again */
+        if (poll(&pfd, 1, (int)left) == -1) {
+            if (errno == ENOMEM)
+                back_off("poll(ring fd)"); /* short of memory for now */
+            else if (errno != EINTR)
+                return -errno; /* EINTR: a signal; look again */
+        }
     }
 }
 

@@ -8,4 +8,8 @@
 /* Milliseconds on CLOCK_MONOTONIC. Cannot fail. */
 long long clock_ms(void);
 
+/* Sleeps about ms milliseconds; a signal may end it sooner (the caller's
+ * loop re-checks whatever it waits for). Win32: Sleep(ms). */
+void clock_pause_ms(int ms);
+
 #endif

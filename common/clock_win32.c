@@ -9,3 +9,8 @@ long long clock_ms(void)
      * 64-bit form, as the 32-bit GetTickCount wraps after 49.7 days. */
     return (long long)GetTickCount64();
 }
+
+void clock_pause_ms(int ms)
+{
+    Sleep((DWORD)ms);
+}

@@ -4,10 +4,15 @@
 #include "err.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "clock.h"
 #include "log.h"
+
+/* clock_ms() of back_off's last line; shared by every thread (06, 07). */
+static _Atomic long long back_off_warned_at;
 
 /* ": ENAME: description" for err, or "" for err == 0. */
 static void write_with_code(int err, const char *fmt, va_list ap)
@@ -71,4 +76,27 @@ void warn(const char *fmt, ...)
     va_start(ap, fmt);
     log_vwrite(NULL, fmt, ap);
     va_end(ap);
+}
+
+void back_off(const char *fmt, ...)
+{
+    int err = err_last();
+    long long now = clock_ms();
+    long long last = atomic_load(&back_off_warned_at);
+
+    /* One thread wins the exchange and writes the line; the others, and
+     * every call within the next second, only sleep. */
+    if (now - last >= BACK_OFF_WARN_MS &&
+        atomic_compare_exchange_strong(&back_off_warned_at, &last, now)) {
+        char described[160], suffix[200];
+        va_list ap;
+
+        snprintf(suffix, sizeof(suffix), ": %s (retrying every %d ms)",
+                 err_describe(err, described, sizeof(described)), BACK_OFF_MS);
+        va_start(ap, fmt);
+        log_vwrite(suffix, fmt, ap);
+        va_end(ap);
+    }
+    clock_pause_ms(BACK_OFF_MS);
+    err_set_last(err);
 }

@@ -9,6 +9,13 @@
  *   warn_errno(fmt, ...)     like die() but carries on (one client failed).
  *   warn_code(err, fmt, ...) like die_code() but carries on.
  *   warn(fmt, ...)           a plain warning, no errno.
+ *   back_off(fmt, ...)       a passing failure, not a bug: the kernel or
+ *                            the C library is short of memory or threads
+ *                            for now (select's ENOMEM, aio_read's EAGAIN).
+ *                            Warns, at most one line a second however
+ *                            often it is called, then sleeps BACK_OFF_MS,
+ *                            so the caller's retry neither spins nor
+ *                            floods the log. The caller then tries again.
  *
  * die() is a real function, so "break die" in gdb stops on every fatal path.
  */
@@ -23,6 +30,12 @@ void warn_errno(const char *fmt, ...) __attribute__((format(gnu_printf, 1, 2)));
 void warn_code(int err, const char *fmt, ...)
     __attribute__((format(gnu_printf, 2, 3)));
 void warn(const char *fmt, ...) __attribute__((format(gnu_printf, 1, 2)));
+void back_off(const char *fmt, ...) __attribute__((format(gnu_printf, 1, 2)));
+
+enum {
+    BACK_OFF_MS = 10,        /* back_off's sleep before the retry */
+    BACK_OFF_WARN_MS = 1000, /* at most one back_off line this often */
+};
 
 /* The platform half (err_text.c; err_text_win32.c for the twins). */
 /* "EAGAIN: Resource temporarily unavailable" into out; returns out.

@@ -13,6 +13,9 @@
 #        io_uring_enter fails with EAGAIN
 #        ("wait for some completions and try again") in the first run and
 #        EBUSY (completion queue overflow not yet flushed) in the second;
+#        in the second run the select and poll waits fail with ENOMEM
+#        ("unable to allocate memory for internal tables") every 5th call
+#        instead of EINTR, and the server must say it is retrying;
 #   [F2] run the client's whole suite against it (an iterative row: the
 #        scenarios that need no second client served at once);
 #   [F3] SIGINT: want exit 0 within 10 s and the summary line, and count
@@ -30,7 +33,9 @@ OUT=build/faults
 SUITE_TIMEOUT=300  # seconds for one suite run, strace's slowdown included
 
 # The rows: name | server and options | the calls that get EINTR (besides
-# accept4, which gets the run's accept error; 07 accepts inside io_uring).
+# accept4, which gets the run's accept error; 07 accepts inside io_uring)
+# | those of them that get ENOMEM in the second run (select and poll may
+# fail so; epoll_wait, sigwaitinfo and aio_suspend may not).
 # 06's recv and send are glibc's AIO helper threads' pread/read and
 # pwrite/write; its waiter sleeps in aio_suspend, a futex inside glibc:
 # not injected, because glibc aborts ("The futex facility returned an
@@ -39,15 +44,15 @@ SUITE_TIMEOUT=300  # seconds for one suite run, strace's slowdown included
 ROWS=(
     "01-blocking/iterative|01-blocking/server --mode iterative|recvfrom,sendto"
     "01-blocking/threads|01-blocking/server --mode threads|recvfrom,sendto"
-    "02-select|02-select/server|recvfrom,sendto,pselect6"
-    "03-poll|03-poll/server|recvfrom,sendto,poll,ppoll"
+    "02-select|02-select/server|recvfrom,sendto,pselect6|pselect6"
+    "03-poll|03-poll/server|recvfrom,sendto,poll,ppoll|ppoll"
     "04-epoll-events/level|04-epoll-events/server|recvfrom,sendto,epoll_wait,epoll_pwait,read"
     "04-epoll-events/edge|04-epoll-events/server --edge|recvfrom,sendto,epoll_wait,epoll_pwait,read"
     "05-signal-driven|05-signal-driven/server|recvfrom,sendto,rt_sigtimedwait,poll,ppoll"
-    "06-aio-overlapped/wait|06-aio-overlapped/server --notify wait|read,pread64,pwrite64,poll"
-    "06-aio-overlapped/callback|06-aio-overlapped/server --notify callback|read,pread64,pwrite64,poll"
-    "07-completion-port/t1|07-completion-port/server -t 1|"
-    "07-completion-port/t2|07-completion-port/server -t 2|"
+    "06-aio-overlapped/wait|06-aio-overlapped/server --notify wait|read,pread64,pwrite64,poll|poll"
+    "06-aio-overlapped/callback|06-aio-overlapped/server --notify callback|read,pread64,pwrite64,poll|poll"
+    "07-completion-port/t1|07-completion-port/server -t 1||poll"
+    "07-completion-port/t2|07-completion-port/server -t 2||poll"
 )
 # The scenarios an iterative server cannot pass (it serves one client at a
 # time): the runner checks serialization for those instead.
@@ -60,8 +65,14 @@ field() { cut -d'|' -f"$2" <<<"$1"; }
 
 # faults_for ROW RUN: strace's -e options for that run.
 faults_for() {
-    local row=$1 run=$2 calls accept_fault uring_err
+    local row=$1 run=$2 calls accept_fault uring_err short_of_memory=""
     calls=$(field "$row" 3)
+    if ((run == 2)); then
+        short_of_memory=$(field "$row" 4)
+        # Those get ENOMEM, not EINTR: strace takes one fault per call.
+        calls=$(tr ',' '\n' <<<"$calls" | grep -vxF -e "${short_of_memory:-,}" |
+                paste -sd, - || true)
+    fi
     # ENOBUFS pauses accepting for 100 ms (NOTES §3, one EMFILE pause): every
     # 50th accept, or many-idle's 900 connects would wait 20 s in the backlog.
     if ((run == 1)); then
@@ -73,6 +84,10 @@ faults_for() {
     if [[ -n $calls ]]; then
         trace+=",$calls"
         opts+=(-e "inject=$calls:error=EINTR:when=10+2")
+    fi
+    if [[ -n $short_of_memory ]]; then
+        trace+=",$short_of_memory"
+        opts+=(-e "inject=$short_of_memory:error=ENOMEM:when=10+5")
     fi
     if [[ $(field "$row" 1) == 07-* ]]; then
         trace+=",io_uring_enter"
@@ -142,6 +157,10 @@ run_one() {
     [[ $exit_status == 0 ]] || problems+=("exit status $exit_status, not 0")
     grep -q 'shutdown:' "$log.err" || problems+=("no summary line")
     ((injected > 0)) || problems+=("nothing was injected")
+    if ((run == 2)) && [[ -n $(field "$row" 4) ]]; then
+        grep -q 'ENOMEM.*retrying every' "$log.err" ||
+            problems+=("no 'retrying' line for ENOMEM")
+    fi
     if ((${#problems[@]})); then
         echo "FAIL $name run $run ($injected errors injected): ${problems[*]}"
         echo "    server's stderr (last lines):"

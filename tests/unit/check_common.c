@@ -20,6 +20,7 @@
 
 #include "addr.h"
 #include "buf.h"
+#include "clock.h"
 #include "err.h"
 #include "idle.h"
 #include "log.h"
@@ -553,12 +554,36 @@ START_TEST(test_err_die_code_exits_1)
 }
 END_TEST
 
+/* Three passing failures in a row: one line (the first), three sleeps. */
+static void back_off_three_times(void)
+{
+    log_init("t", 0);
+    for (int i = 0; i < 3; i++) {
+        errno = ENOMEM;
+        back_off("poll(%d fds)", 5);
+        ck_assert_int_eq(errno, ENOMEM);  /* kept for the caller */
+    }
+}
+
+START_TEST(test_err_back_off_warns_once_and_sleeps)
+{
+    char text[1024];
+    long long start = clock_ms();
+
+    capture_stderr(back_off_three_times, text, sizeof(text));
+    ck_assert_int_ge(clock_ms() - start, 3 * BACK_OFF_MS);
+    ck_assert_str_eq(text, "[t] poll(5 fds): ENOMEM: Cannot allocate memory "
+                           "(retrying every 10 ms)\n");
+}
+END_TEST
+
 static Suite *err_suite(void)
 {
     Suite *s = suite_create("err");
     TCase *tc = tcase_create("err");
 
     tcase_add_test(tc, test_log_lines_are_tagged_and_levelled);
+    tcase_add_test(tc, test_err_back_off_warns_once_and_sleeps);
     tcase_add_exit_test(tc, test_err_die_exits_1, 1);
     tcase_add_exit_test(tc, test_err_die_code_exits_1, 1);
     suite_add_tcase(s, tc);
