@@ -34,11 +34,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "addr.h"
 #include "buf.h"
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "net.h"
@@ -219,8 +219,7 @@ static void on_accept(struct conn *c)
              * (NOTES §7.1); only a leaving client frees one, so wait a
              * little and leave the newcomers in the listen backlog. */
             warn_errno("accept (pausing %d ms)", EMFILE_PAUSE_MS);
-            struct timespec pause = {0, EMFILE_PAUSE_MS * 1000000L};
-            nanosleep(&pause, NULL);  /* EINTR: the loop re-checks */
+            clock_pause_ms(EMFILE_PAUSE_MS);  /* a signal: the loop re-checks */
             return;
         }
         if (!net_accept_transient(errno))

@@ -44,6 +44,7 @@
  * included first (windows.h alone would pull in Winsock 1's winsock.h). */
 #include "addr.h"
 #include "buf.h"
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "net.h"
@@ -269,9 +270,10 @@ static void on_accept(struct conn *c)
             /* WSAEMFILE/WSAENOBUFS: out of sockets or memory. Retrying at
              * once would spin (NOTES §7.1); only a leaving client frees
              * one, so wait a little and leave the newcomers in the listen
-             * backlog. Sleep counts milliseconds (Linux: nanosleep). */
+             * backlog. clock_pause_ms is Sleep(ms) here
+             * (common/clock_win32.c), nanosleep on Linux. */
             warn_code(err, "accept (pausing %d ms)", EMFILE_PAUSE_MS);
-            Sleep(EMFILE_PAUSE_MS);
+            clock_pause_ms(EMFILE_PAUSE_MS);
             return;
         }
         if (!net_accept_transient(err))

@@ -724,11 +724,9 @@ static void shutdown_all(void)
  * of the start are left. */
 static void wait_for_helpers(void)
 {
-    const struct timespec tick = {0, 20 * 1000 * 1000};
-
     for (int ms = 0; count_threads() > threads_at_start && ms < HELPERS_WAIT_MS;
          ms += 20)
-        nanosleep(&tick, NULL);  /* EINTR: just look again sooner */
+        clock_pause_ms(20);  /* a signal: just look again sooner */
     if (count_threads() > threads_at_start)
         warn("glibc's helper threads still running at exit");
 }

@@ -204,8 +204,7 @@ static struct io_uring_sqe *claim_sqe(struct cport *port)
         pthread_mutex_unlock(&port->sq_lock);
         if (clock_ms() >= give_up)
             return NULL;
-        const struct timespec pause = {0, SUBMIT_RETRY_MS * 1000000L};
-        nanosleep(&pause, NULL); /* EINTR: try again sooner */
+        clock_pause_ms(SUBMIT_RETRY_MS); /* a signal: try again sooner */
     }
 }
 
@@ -248,8 +247,7 @@ static int submit_retry(struct cport *port)
     int rc = 1;
 
     while (rc == 1 && clock_ms() < give_up) {
-        const struct timespec pause = {0, SUBMIT_RETRY_MS * 1000000L};
-        nanosleep(&pause, NULL); /* EINTR: try again sooner */
+        clock_pause_ms(SUBMIT_RETRY_MS); /* a signal: try again sooner */
         pthread_mutex_lock(&port->sq_lock);
         rc = submit_sq(port);
         pthread_mutex_unlock(&port->sq_lock);

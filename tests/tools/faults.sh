@@ -34,8 +34,8 @@ SUITE_TIMEOUT=300  # seconds for one suite run, strace's slowdown included
 
 # The rows: name | server and options | the calls that get EINTR (besides
 # accept4, which gets the run's accept error; 07 accepts inside io_uring)
-# | those of them that get ENOMEM in the second run (select and poll may
-# fail so; epoll_wait, sigwaitinfo and aio_suspend may not).
+# | the waits that get ENOMEM instead in the second run (select and poll
+# may fail so; epoll_wait, sigwaitinfo and aio_suspend may not).
 # 06's recv and send are glibc's AIO helper threads' pread/read and
 # pwrite/write; its waiter sleeps in aio_suspend, a futex inside glibc:
 # not injected, because glibc aborts ("The futex facility returned an
@@ -70,7 +70,8 @@ faults_for() {
     if ((run == 2)); then
         short_of_memory=$(field "$row" 4)
         # Those get ENOMEM, not EINTR: strace takes one fault per call.
-        calls=$(tr ',' '\n' <<<"$calls" | grep -vxF -e "${short_of_memory:-,}" |
+        calls=$(tr ',' '\n' <<<"$calls" |
+                grep -vxF -f <(tr ',' '\n' <<<"$short_of_memory") |
                 paste -sd, - || true)
     fi
     # ENOBUFS pauses accepting for 100 ms (NOTES §3, one EMFILE pause): every
